@@ -3,7 +3,7 @@
 ``pip install -e . --no-build-isolation`` always succeeds: if the extension ``libs.ops._C``
 cannot be compiled (no compiler, a broken toolchain, ``ACTIONFORMER_NO_EXT=1``, or no
 ``torch.utils.cpp_extension``), the build prints a warning and the exact pure-PyTorch NMS in
-``libs/ops/nms_torch.py`` is used instead. ``python -m libs.utils.collect_env`` reports which
+``libs/ops/nms_torch.py`` is used instead. ``python -m libs.collect_env`` reports which
 backend is active.
 """
 import os

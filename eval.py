@@ -1,0 +1,112 @@
+"""Evaluate ActionFormer: ``python eval.py CONFIG CKPT [-epoch N] [-t K] [--saveonly] [-p N]``.
+
+As the original (REFERENCE.md §7.8): ``CKPT`` is a ``*.pth.tar`` file or an experiment folder
+(then ``epoch_<N>.pth.tar`` with ``-epoch N``, else the lexicographically last ``*.pth.tar``);
+the EMA weights are evaluated; ``--saveonly`` writes ``eval_results.pkl`` beside the
+checkpoint instead of computing the mAP. New: ``--device``, ``--num-workers``; the checkpoint
+is read with ``weights_only=True`` onto the CPU; under ``torchrun`` every process infers a shard
+of the videos and rank 0 evaluates the gathered results (same mAP as one process).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pprint import pprint
+from typing import List, Optional
+
+from torch.utils.data import Subset
+
+from libs.core import load_config
+from libs.datasets import make_data_loader, make_dataset
+from libs.engine import find_checkpoint, load_checkpoint, load_model_weights, valid_one_epoch
+from libs.engine.eval_loop import shard_indices
+from libs.modeling import make_meta_arch
+from libs.utils import comm, fix_random_seed, resolve_device
+
+DESCRIPTION = "Train a point-based transformer for action localization"
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=DESCRIPTION)
+    parser.add_argument("config", type=str, metavar="DIR", help="path to a config file")
+    parser.add_argument("ckpt", type=str, metavar="DIR",
+                        help="path to a checkpoint file or an experiment folder")
+    parser.add_argument("-epoch", type=int, default=-1,
+                        help="checkpoint epoch to load from a folder")
+    parser.add_argument("-t", "--topk", default=-1, type=int,
+                        help="max number of output actions (default: -1)")
+    parser.add_argument("--saveonly", action="store_true",
+                        help="only save the output without evaluation (e.g., for test set)")
+    parser.add_argument("-p", "--print-freq", default=10, type=int,
+                        help="print frequency (default: 10 iterations)")
+    parser.add_argument("--device", default=None, type=str,
+                        help="device, e.g. cpu or cuda:0 (default: the config's devices[0], "
+                             "CPU when no GPU is available)")
+    parser.add_argument("--num-workers", default=None, type=int,
+                        help="data loading workers per process (default: loader.num_workers)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    if not os.path.isfile(args.config):
+        raise ValueError("Config file does not exist.")
+    cfg = load_config(args.config)
+    if len(cfg["val_split"]) == 0:
+        raise ValueError(f"{args.config}: val_split is empty; there is nothing to evaluate")
+    ckpt_file = find_checkpoint(args.ckpt, args.epoch)
+    device = resolve_device(args.device, cfg["devices"])
+    comm.init_distributed(device)
+    main_proc = comm.is_main_process()
+
+    if args.topk > 0:
+        cfg["model"]["test_cfg"]["max_seg_num"] = args.topk
+    if main_proc:
+        pprint(cfg)
+    fix_random_seed(0, include_cuda=True)
+
+    val_dataset = make_dataset(cfg["dataset_name"], False, cfg["val_split"], **cfg["dataset"])
+    num_workers = cfg["loader"]["num_workers"] if args.num_workers is None else args.num_workers
+    shard = val_dataset
+    if comm.get_world_size() > 1:
+        shard = Subset(val_dataset, shard_indices(len(val_dataset)))
+    val_loader = make_data_loader(shard, False, None, 1, num_workers)
+
+    model = make_meta_arch(cfg["model_name"], **cfg["model"]).to(device)
+    if main_proc:
+        print(f"=> loading checkpoint '{ckpt_file}'")
+    checkpoint = load_checkpoint(ckpt_file)
+    if main_proc:
+        print("Loading from EMA model ...")
+    load_model_weights(model, checkpoint, use_ema=True)
+    del checkpoint
+
+    evaluator, output_file = None, None
+    if not args.saveonly:
+        if main_proc:
+            from libs.evaluation import ANETdetection
+            evaluator = ANETdetection(
+                val_dataset.json_file, val_dataset.split[0],
+                tiou_thresholds=val_dataset.get_attributes()["tiou_thresholds"])
+        else:
+            output_file = os.devnull  # only rank 0 evaluates; the others just infer
+    else:
+        output_file = os.path.join(os.path.split(ckpt_file)[0], "eval_results.pkl")
+
+    if main_proc:
+        print(f"\nStart testing model {cfg['model_name']} ...")
+    start = time.time()
+    valid_one_epoch(val_loader, model, -1, evaluator=evaluator, output_file=output_file,
+                    ext_score_file=cfg["test_cfg"]["ext_score_file"], tb_writer=None,
+                    print_freq=args.print_freq)
+    end = time.time()
+    if main_proc:
+        print(f"All done! Total time: {end - start:0.2f} sec")
+    comm.destroy_distributed()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""``train_one_epoch`` (REFERENCE.md §7.3), split into a step helper and a log helper.
+
+Per iteration (:func:`train_step`): ``zero_grad(set_to_none=True)``, forward (the model returns
+``{'cls_loss', 'reg_loss', 'final_loss'}``), backward of ``final_loss``, optional global-L2
+gradient clipping, ``optimizer.step()``, ``scheduler.step()`` (schedules are per iteration) and
+the EMA update. Every ``print_freq`` iterations (not at 0) :func:`log_step` reads the losses
+back, checks they are finite, feeds the meters, writes TensorBoard (``train/learning_rate``,
+``train/all_losses``, ``train/final_loss`` at step ``epoch * num_iters + it``) and prints the
+original's line with the LR and an ETA appended.
+
+Additions (no number changes): a non-finite loss raises :class:`NonFiniteLossError` (checked
+at the print steps and once at the end of the epoch, where the loss is read back anyway); a
+``should_stop`` callable lets the caller stop cleanly between iterations (SIGINT / SIGTERM);
+``skip_iters`` / ``resume_rng`` resume in the middle of an epoch.
+
+DDP (torchrun): when ``global_num_pos`` is set, the model normalises its losses by the
+positive count summed over all processes, so each process's loss is its share of the
+union-batch loss; the gradient is multiplied by the world size before DDP averages it, which
+makes one DDP step equal one single-process step on the union batch. Printed losses are summed
+over the processes (the union-batch value). Without ``global_num_pos`` every process
+normalises by its own count and DDP averages the gradients (losses printed as the mean).
+"""
+from __future__ import annotations
+
+import datetime
+import math
+import time
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence
+
+import torch
+from torch import nn
+
+from libs.utils import AverageMeter, comm, synchronize
+
+from .checkpoint import restore_rng_state
+from .wrapping import unwrap_model
+
+__all__ = ["NonFiniteLossError", "train_step", "log_step", "train_one_epoch",
+           "install_num_pos_reducer", "EpochResult"]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A training loss became NaN or infinite."""
+
+
+def install_num_pos_reducer(model: nn.Module) -> bool:
+    """Makes the model sum its positive count over processes (DDP); True when installed.
+
+    Uses the model attribute ``num_pos_reducer`` (a callable ``float -> float`` applied to the
+    batch's positive count before it updates ``loss_normalizer``). Returns False in a single
+    process or when the model has no such attribute.
+    """
+    net = unwrap_model(model)
+    if comm.get_world_size() == 1 or not hasattr(net, "num_pos_reducer"):
+        return False
+    net.num_pos_reducer = comm.all_reduce_sum
+    return True
+
+
+def train_step(video_list: Sequence[Mapping], model: nn.Module,
+               optimizer: torch.optim.Optimizer, scheduler: Any,
+               model_ema: Optional[nn.Module] = None, clip_grad_l2norm: float = -1,
+               grad_scale: float = 1.0) -> Dict[str, torch.Tensor]:
+    """One optimisation step on a batch (a list of video dicts); returns the loss dict."""
+    optimizer.zero_grad(set_to_none=True)
+    losses = model(video_list)
+    if grad_scale == 1.0:
+        losses["final_loss"].backward()
+    else:
+        (losses["final_loss"] * grad_scale).backward()
+    if clip_grad_l2norm > 0.0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_l2norm)
+    optimizer.step()
+    scheduler.step()
+    if model_ema is not None:
+        model_ema.update(unwrap_model(model))
+    return losses
+
+
+def _read_losses(losses: Mapping[str, torch.Tensor], curr_epoch: int, it: int,
+                 reduce: str) -> Dict[str, float]:
+    values = {k: float(v.item()) for k, v in losses.items()}
+    if comm.get_world_size() > 1 and reduce != "none":
+        world = comm.get_world_size()
+        values = {k: comm.all_reduce_sum(v) / (1 if reduce == "sum" else world)
+                  for k, v in values.items()}
+    if not all(math.isfinite(v) for v in values.values()):
+        raise NonFiniteLossError(
+            f"non-finite training loss at epoch {curr_epoch}, iteration {it}: {values} "
+            "(training stopped; the last checkpoint written is still valid)")
+    return values
+
+
+def log_step(values: Mapping[str, float], meters: Dict[str, AverageMeter],
+             batch_time: AverageMeter, lr: float, curr_epoch: int, it: int, num_iters: int,
+             remaining_iters: int, tb_writer: Any = None) -> str:
+    """Feeds the meters, writes TensorBoard and returns the printed line."""
+    for key, value in values.items():
+        meters.setdefault(key, AverageMeter()).update(value)
+    global_step = curr_epoch * num_iters + it
+    if tb_writer is not None:
+        tb_writer.add_scalar("train/learning_rate", lr, global_step)
+        tb_writer.add_scalars("train/all_losses",
+                              {k: m.val for k, m in meters.items() if k != "final_loss"},
+                              global_step)
+        tb_writer.add_scalar("train/final_loss", meters["final_loss"].val, global_step)
+    block1 = f"Epoch: [{curr_epoch:03d}][{it:05d}/{num_iters:05d}]"
+    block2 = f"Time {batch_time.val:.2f} ({batch_time.avg:.2f})"
+    final = meters["final_loss"]
+    block3 = f"Loss {final.val:.2f} ({final.avg:.2f})\n"
+    block4 = "".join(f"\t{k} {m.val:.2f} ({m.avg:.2f})"
+                     for k, m in meters.items() if k != "final_loss")
+    eta = datetime.timedelta(seconds=int(batch_time.avg * max(remaining_iters, 0)))
+    return "\t".join([block1, block2, block3, block4, f"LR {lr:.3e}", f"ETA {eta}"])
+
+
+class EpochResult(dict):
+    """``completed`` iterations of this call, ``interrupted`` flag, last ``lr``."""
+
+
+def train_one_epoch(train_loader: Any, model: nn.Module, optimizer: torch.optim.Optimizer,
+                    scheduler: Any, curr_epoch: int, model_ema: Optional[nn.Module] = None,
+                    clip_grad_l2norm: float = -1, tb_writer: Any = None, print_freq: int = 20,
+                    *, max_epochs: Optional[int] = None,
+                    should_stop: Optional[Callable[[], bool]] = None, skip_iters: int = 0,
+                    resume_rng: Optional[Mapping[str, Any]] = None,
+                    generator: Optional[torch.Generator] = None,
+                    global_num_pos: bool = False) -> EpochResult:
+    """Trains one epoch.
+
+    Args:
+        train_loader: yields batches (lists of video dicts); ``len()`` iterations per epoch.
+        model: the network or its DDP wrapper, returning the loss dict in train mode.
+        optimizer, scheduler: stepped every iteration.
+        curr_epoch: 0-based epoch index.
+        model_ema: updated after every step.
+        clip_grad_l2norm: global L2 clipping threshold (<= 0: off).
+        tb_writer: TensorBoard ``SummaryWriter`` or None (None on non-main processes).
+        print_freq: log every N iterations (not at 0).
+        max_epochs: last epoch (exclusive) for the ETA.
+        should_stop: polled after every step; True ends the epoch early (interrupted).
+        skip_iters: batches already trained in this epoch (mid-epoch resume): drawn from the
+            loader and discarded, then ``resume_rng`` is restored.
+        resume_rng: RNG state at the interruption (see checkpoint.py).
+        generator: the loader's generator (restored with ``resume_rng``).
+        global_num_pos: the model sums the positive count over processes (see module doc).
+
+    Returns:
+        :class:`EpochResult` with ``completed`` (iterations done in this epoch, including the
+        skipped ones), ``interrupted`` and ``lr``.
+
+    Raises:
+        NonFiniteLossError: a loss read back at a print step or at the end is NaN / inf.
+    """
+    num_iters = len(train_loader)
+    world = comm.get_world_size()
+    grad_scale = float(world) if (global_num_pos and world > 1) else 1.0
+    reduce = "sum" if global_num_pos else "mean"
+    main = comm.is_main_process()
+    batch_time = AverageMeter()
+    meters: Dict[str, AverageMeter] = {}
+    device = next(unwrap_model(model).parameters()).device
+    total_epochs = max_epochs if max_epochs is not None else curr_epoch + 1
+
+    model.train()
+    if main:
+        print(f"\n[Train]: Epoch {curr_epoch:d} started")
+    start = time.time()
+    losses: Optional[Dict[str, torch.Tensor]] = None
+    completed = skip_iters
+    interrupted = False
+    for it, video_list in enumerate(train_loader):
+        if it < skip_iters:
+            if it == skip_iters - 1 and resume_rng is not None:
+                restore_rng_state(resume_rng, generator)
+            continue
+        losses = train_step(video_list, model, optimizer, scheduler, model_ema,
+                            clip_grad_l2norm, grad_scale)
+        completed = it + 1
+        if it != 0 and it % print_freq == 0:
+            synchronize(device)
+            batch_time.update((time.time() - start) / print_freq)
+            start = time.time()
+            values = _read_losses(losses, curr_epoch, it, reduce)
+            remaining = (total_epochs - curr_epoch) * num_iters - (it + 1)
+            line = log_step(values, meters, batch_time, scheduler.get_last_lr()[0],
+                            curr_epoch, it, num_iters, remaining,
+                            tb_writer if main else None)
+            if main:
+                print(line, flush=True)
+        if should_stop is not None and _stop_everywhere(should_stop()):
+            interrupted = completed < num_iters
+            break
+    if losses is not None:
+        # the last losses are checked before the caller writes a checkpoint
+        _read_losses(losses, curr_epoch, completed - 1, "none")
+    lr = scheduler.get_last_lr()[0]
+    if main and not interrupted:
+        print(f"[Train]: Epoch {curr_epoch:d} finished with lr={lr:.8f}\n")
+    return EpochResult(completed=completed, interrupted=interrupted, lr=lr)
+
+
+def _stop_everywhere(flag: bool) -> bool:
+    # under DDP all processes must leave the loop at the same iteration
+    if comm.get_world_size() == 1:
+        return flag
+    return comm.all_reduce_sum(1.0 if flag else 0.0) > 0

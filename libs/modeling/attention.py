@@ -1,0 +1,252 @@
+"""Multi-head attention modules (REFERENCE §3.3, Appendix D).
+
+Owns MaskedMHA (plain, unused by the shipped models), MaskedMHCA (global attention with
+depthwise-conv q/k/v projections) and LocalMaskedMHCA (the same with a sliding window).
+Attribute names and their registration order are frozen (state_dict keys):
+``query_conv, query_norm, key_conv, key_norm, value_conv, value_norm, key, query, value,
+attn_drop, proj_drop, proj`` (+ ``rel_pe``, created last but listed first in the state_dict
+because it is a direct parameter).
+
+Differences from the original: the local attention computes the band directly (pad the keys
+and values by w, then one shifted multiply-reduce per band column, Appendix D) instead of the
+Longformer overlapping-chunk trick. The semantics are those of REFERENCE §3.3: out-of-range
+keys excluded (-inf), padded keys get an additive -1e4, ``rel_pe`` is added before the key
+mask, rows of padded queries are zeroed after the softmax. The original's precondition
+T % 2w == 0 is kept so that the same inputs are accepted and rejected.
+
+Heads are head-major in channels: channel ``h * hs + d`` (B, C, T) -> (B, nh, T, hs).
+"""
+from __future__ import annotations
+
+import math
+from typing import Tuple
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .blocks import LayerNorm, MaskedConv1D
+from .weight_init import trunc_normal_
+
+__all__ = ["MaskedMHA", "MaskedMHCA", "LocalMaskedMHCA", "local_window_attention"]
+
+
+def _split_heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
+    """(B, C, T) -> (B, nh, T, hs), head-major channels."""
+    B, C, T = x.shape
+    return x.view(B, n_head, C // n_head, T).transpose(2, 3)
+
+
+def _merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(B, nh, T, hs) -> (B, C, T)."""
+    B, nh, T, hs = x.shape
+    return x.transpose(2, 3).contiguous().view(B, nh * hs, T)
+
+
+class MaskedMHA(nn.Module):
+    """Global multi-head self-attention with 1x1 conv projections (kept for parity; unused).
+
+    Args:
+        n_embd: channels C (divisible by ``n_head``).
+        n_head: number of heads.
+        attn_pdrop, proj_pdrop: dropout on attention probabilities / after ``proj``.
+    """
+
+    def __init__(self, n_embd: int, n_head: int, attn_pdrop: float = 0.0,
+                 proj_pdrop: float = 0.0) -> None:
+        super().__init__()
+        assert n_embd % n_head == 0
+        self.n_embd = n_embd
+        self.n_head = n_head
+        self.n_channels = n_embd // n_head
+        self.scale = 1.0 / math.sqrt(self.n_channels)
+        self.key = nn.Conv1d(n_embd, n_embd, 1)
+        self.query = nn.Conv1d(n_embd, n_embd, 1)
+        self.value = nn.Conv1d(n_embd, n_embd, 1)
+        self.attn_drop = nn.Dropout(attn_pdrop)
+        self.proj_drop = nn.Dropout(proj_pdrop)
+        self.proj = nn.Conv1d(n_embd, n_embd, 1)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Args: x (B, C, T); mask (B, 1, T) bool. Returns ((B, C, T), mask)."""
+        k = _split_heads(self.key(x), self.n_head)
+        q = _split_heads(self.query(x), self.n_head)
+        v = _split_heads(self.value(x), self.n_head)
+        out = _global_attention(q * self.scale, k, v, mask, self.attn_drop)
+        out = self.proj_drop(self.proj(_merge_heads(out))) * mask.to(out.dtype)
+        return out, mask
+
+
+def _global_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                      kv_mask: torch.Tensor, attn_drop: nn.Module) -> torch.Tensor:
+    """Dense attention over all valid keys.
+
+    Args: q (B, nh, Tq, hs) already scaled; k, v (B, nh, Tk, hs); kv_mask (B, 1, Tk) bool.
+    Returns: (B, nh, Tq, hs); invalid keys get -inf and invalid values are zeroed.
+    """
+    att = q @ k.transpose(-2, -1)  # (B, nh, Tq, Tk)
+    att = att.masked_fill(torch.logical_not(kv_mask[:, :, None, :]), float("-inf"))
+    att = F.softmax(att, dim=-1)
+    att = attn_drop(att)
+    return att @ (v * kv_mask[:, :, :, None].to(v.dtype))
+
+
+def local_window_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                           kv_mask: torch.Tensor, window_overlap: int,
+                           rel_pe: torch.Tensor | None = None,
+                           attn_drop: nn.Module | None = None) -> torch.Tensor:
+    """Banded attention: query i attends to keys i - w ... i + w (REFERENCE §3.3 steps 2-7).
+
+    Args:
+        q: (B, nh, T, hs) queries, already multiplied by 1/sqrt(hs).
+        k, v: (B, nh, T, hs) keys and values on the same grid.
+        kv_mask: (B, T) bool, True = valid key (also used to zero padded query rows).
+        window_overlap: w, half the window; the window has 2w + 1 columns.
+        rel_pe: optional (1, 1, nh, 2w + 1) bias added per head and column.
+        attn_drop: optional dropout on the probabilities.
+
+    Returns:
+        (B, nh, T, hs). Column c of row i is key j = i - w + c; keys outside [0, T) are
+        excluded, in-range padded keys get -1e4 added, padded query rows get zero weights.
+    """
+    B, nh, T, hs = q.shape
+    w = window_overlap
+    W = 2 * w + 1
+    # keys/values padded by w on both ends: column c of query i reads padded index i + c.
+    # One fused multiply-reduce per column is much faster on CPU than a gathered
+    # (B, nh, T, hs, W) tensor + batched matmul, and needs no extra memory.
+    k_pad = F.pad(k, (0, 0, w, w))
+    v_pad = F.pad(v, (0, 0, w, w))
+    scores = torch.stack([(q * k_pad[:, :, c:c + T]).sum(-1) for c in range(W)],
+                         dim=-1)  # (B, nh, T, W)
+
+    # additive bias per (batch, query, column): -inf out of range, -1e4 padded key, 0 else
+    key_valid = F.pad(kv_mask.to(q.dtype), (w, w), value=0.0).unfold(1, W, 1)  # (B, T, W)
+    pos = torch.arange(T, device=q.device)[:, None] + torch.arange(W, device=q.device) - w
+    in_range = (pos >= 0) & (pos < T)  # (T, W)
+    bias = (1.0 - key_valid) * -1e4
+    bias = bias.masked_fill(~in_range, float("-inf"))
+    if rel_pe is not None:
+        # (1, 1, nh, W) -> (1, nh, 1, W); added before the key mask as in the original
+        scores = scores + rel_pe.view(1, nh, 1, W)
+    scores = scores + bias[:, None, :, :]
+    probs = F.softmax(scores, dim=-1)
+    probs = probs.masked_fill(torch.logical_not(kv_mask)[:, None, :, None], 0.0)
+    if attn_drop is not None:
+        probs = attn_drop(probs)
+    out = probs[..., 0:1] * v_pad[:, :, 0:T]
+    for c in range(1, W):
+        out = out + probs[..., c:c + 1] * v_pad[:, :, c:c + T]
+    return out  # (B, nh, T, hs)
+
+
+class MaskedMHCA(nn.Module):
+    """Global multi-head "conv attention": depthwise conv + LayerNorm before q/k/v.
+
+    Args:
+        n_embd: channels C (divisible by ``n_head``).
+        n_head: number of heads.
+        n_qx_stride: query downsampling stride (1 or even).
+        n_kv_stride: key/value downsampling stride (1 or even). The query conv uses this
+            stride too (a quirk of the original, harmless because both are always equal).
+        attn_pdrop, proj_pdrop: dropout rates.
+    """
+
+    def __init__(self, n_embd: int, n_head: int, n_qx_stride: int = 1, n_kv_stride: int = 1,
+                 attn_pdrop: float = 0.0, proj_pdrop: float = 0.0) -> None:
+        super().__init__()
+        assert n_embd % n_head == 0
+        self.n_embd = n_embd
+        self.n_head = n_head
+        self.n_channels = n_embd // n_head
+        self.scale = 1.0 / math.sqrt(self.n_channels)
+        assert n_qx_stride == 1 or n_qx_stride % 2 == 0
+        assert n_kv_stride == 1 or n_kv_stride % 2 == 0
+        self.n_qx_stride = n_qx_stride
+        self.n_kv_stride = n_kv_stride
+        self._build_projections(attn_pdrop, proj_pdrop)
+
+    def _build_projections(self, attn_pdrop: float, proj_pdrop: float) -> None:
+        # registration order fixes the state_dict order and the RNG order at init
+        C = self.n_embd
+        kernel = self.n_qx_stride + 1 if self.n_qx_stride > 1 else 3
+        self.query_conv = MaskedConv1D(C, C, kernel, stride=self.n_kv_stride,
+                                       padding=kernel // 2, groups=C, bias=False)
+        self.query_norm = LayerNorm(C)
+        kernel = self.n_kv_stride + 1 if self.n_kv_stride > 1 else 3
+        self.key_conv = MaskedConv1D(C, C, kernel, stride=self.n_kv_stride,
+                                     padding=kernel // 2, groups=C, bias=False)
+        self.key_norm = LayerNorm(C)
+        self.value_conv = MaskedConv1D(C, C, kernel, stride=self.n_kv_stride,
+                                       padding=kernel // 2, groups=C, bias=False)
+        self.value_norm = LayerNorm(C)
+        self.key = nn.Conv1d(C, C, 1)
+        self.query = nn.Conv1d(C, C, 1)
+        self.value = nn.Conv1d(C, C, 1)
+        self.attn_drop = nn.Dropout(attn_pdrop)
+        self.proj_drop = nn.Dropout(proj_pdrop)
+        self.proj = nn.Conv1d(C, C, 1)
+
+    def _project(self, x: torch.Tensor, mask: torch.Tensor):
+        """Returns q (scaled), k, v as (B, nh, T', hs) and the masks (B, 1, T') of q and kv."""
+        q, qx_mask = self.query_conv(x, mask)
+        q = self.query_norm(q)
+        k, kv_mask = self.key_conv(x, mask)
+        k = self.key_norm(k)
+        v, _ = self.value_conv(x, mask)
+        v = self.value_norm(v)
+        q = _split_heads(self.query(q), self.n_head)
+        k = _split_heads(self.key(k), self.n_head)
+        v = _split_heads(self.value(v), self.n_head)
+        return q * self.scale, k, v, qx_mask, kv_mask
+
+    def _output(self, out: torch.Tensor, qx_mask: torch.Tensor) -> torch.Tensor:
+        return self.proj_drop(self.proj(_merge_heads(out))) * qx_mask.to(out.dtype)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Args: x (B, C, T); mask (B, 1, T) bool.
+
+        Returns: (out (B, C, T / stride) zero at padded queries, query mask (B, 1, T / stride)).
+        """
+        q, k, v, qx_mask, kv_mask = self._project(x, mask)
+        out = _global_attention(q, k, v, kv_mask, self.attn_drop)
+        return self._output(out, qx_mask), qx_mask
+
+
+class LocalMaskedMHCA(MaskedMHCA):
+    """Sliding-window version of :class:`MaskedMHCA` (window 2w + 1 centred on the query).
+
+    Args:
+        n_embd, n_head, n_qx_stride, n_kv_stride, attn_pdrop, proj_pdrop: as MaskedMHCA.
+        window_size: odd window 2w + 1 (> 1); the downsampled length must be divisible by 2w.
+        use_rel_pe: learn a (1, 1, nh, window_size) bias ``rel_pe`` (truncated normal,
+            std sqrt(2 / n_embd), cut at +-2).
+    """
+
+    def __init__(self, n_embd: int, n_head: int, window_size: int, n_qx_stride: int = 1,
+                 n_kv_stride: int = 1, attn_pdrop: float = 0.0, proj_pdrop: float = 0.0,
+                 use_rel_pe: bool = False) -> None:
+        super().__init__(n_embd, n_head, n_qx_stride, n_kv_stride, attn_pdrop, proj_pdrop)
+        assert window_size > 1
+        self.window_size = window_size
+        self.window_overlap = window_size // 2
+        self.use_rel_pe = use_rel_pe
+        if use_rel_pe:
+            # created last (RNG order of the original); the state_dict still lists it first
+            assert window_size == 2 * self.window_overlap + 1, "rel_pe needs an odd window"
+            self.rel_pe = nn.Parameter(torch.zeros(1, 1, n_head, window_size))
+            trunc_normal_(self.rel_pe, std=(2.0 / n_embd) ** 0.5)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Args: x (B, C, T); mask (B, 1, T) bool.
+
+        Returns: (out (B, C, T / stride) zero at padded queries, query mask (B, 1, T / stride)).
+        """
+        q, k, v, qx_mask, kv_mask = self._project(x, mask)
+        T = q.shape[2]
+        assert T % (2 * self.window_overlap) == 0, \
+            "local attention needs the (downsampled) length to be divisible by 2 * (window // 2)"
+        out = local_window_attention(
+            q, k, v, kv_mask[:, 0, :], self.window_overlap,
+            rel_pe=self.rel_pe if self.use_rel_pe else None, attn_drop=self.attn_drop)
+        return self._output(out, qx_mask), qx_mask

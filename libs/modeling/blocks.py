@@ -1,0 +1,211 @@
+"""Basic layers of the network (REFERENCE §3.2, §3.5).
+
+Owns MaskedConv1D, the channel LayerNorm, Scale, drop path (function, DropPath,
+AffineDropPath), the sinusoid position table and ConvBlock. Mirrors the original's
+``libs/modeling/blocks.py``; attribute names (``conv``, ``weight``, ``bias``, ``scale``) and
+registration order are frozen because they make the state_dict keys. Differences: the strided
+mask is downsampled by slicing, which equals the original's nearest interpolation because the
+length is asserted to be divisible by the stride.
+
+Layout: features (B, C, T) float, masks (B, 1, T) bool (True = valid).
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = [
+    "MaskedConv1D", "LayerNorm", "Scale", "drop_path", "DropPath", "AffineDropPath",
+    "get_sinusoid_encoding", "ConvBlock",
+]
+
+
+class MaskedConv1D(nn.Module):
+    """A Conv1d whose output is zeroed outside the (downsampled) mask.
+
+    Args:
+        in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+        padding_mode: as for ``nn.Conv1d``; ``kernel_size`` must be odd and
+            ``padding == kernel_size // 2`` so that a stride of 1 keeps the length.
+
+    The conv is stored as attribute ``conv`` (keys ``<name>.conv.weight/bias``); it keeps
+    PyTorch's default weight init and a zero bias.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 padding: int = 0, dilation: int = 1, groups: int = 1, bias: bool = True,
+                 padding_mode: str = "zeros") -> None:
+        super().__init__()
+        assert kernel_size % 2 == 1 and kernel_size // 2 == padding, \
+            "MaskedConv1D needs an odd kernel and padding == kernel_size // 2"
+        self.stride = stride
+        self.conv = nn.Conv1d(in_channels, out_channels, kernel_size, stride, padding,
+                              dilation, groups=groups, bias=bias, padding_mode=padding_mode)
+        if bias:
+            nn.init.constant_(self.conv.bias, 0.0)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Args: x (B, C_in, T); mask (B, 1, T) bool.
+
+        Returns: (y (B, C_out, T // stride) zero where the mask is off,
+        mask (B, 1, T // stride) bool). The strided mask takes input position ``stride * i``
+        (nearest-neighbour downsampling; a valid prefix of n becomes ceil(n / stride)).
+        """
+        assert x.shape[-1] % self.stride == 0, "MaskedConv1D: length must divide the stride"
+        y = self.conv(x)
+        if self.stride > 1:
+            out_mask = mask[:, :, ::self.stride].to(x.dtype)
+        else:
+            out_mask = mask.to(x.dtype)
+        y = y * out_mask.detach()
+        return y, out_mask.bool()
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm over the channel axis of a (B, C, T) tensor.
+
+    Parameters ``weight`` (ones) and ``bias`` (zeros) have shape (1, C, 1). The variance is
+    the biased one, as in ``nn.LayerNorm``.
+    """
+
+    def __init__(self, num_channels: int, eps: float = 1e-5, affine: bool = True,
+                 device=None, dtype=None) -> None:
+        super().__init__()
+        factory = {"device": device, "dtype": dtype}
+        self.num_channels = num_channels
+        self.eps = eps
+        self.affine = affine
+        if affine:
+            self.weight = nn.Parameter(torch.ones([1, num_channels, 1], **factory))
+            self.bias = nn.Parameter(torch.zeros([1, num_channels, 1], **factory))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Args: x (B, C, T). Returns: (B, C, T) normalised over C."""
+        assert x.dim() == 3 and x.shape[1] == self.num_channels
+        mu = torch.mean(x, dim=1, keepdim=True)
+        res = x - mu
+        sigma = torch.mean(res ** 2, dim=1, keepdim=True)
+        out = res / torch.sqrt(sigma + self.eps)
+        if self.affine:
+            out = out * self.weight + self.bias
+        return out
+
+
+class Scale(nn.Module):
+    """Multiplies the input by a learnable 0-dim float32 parameter ``scale``."""
+
+    def __init__(self, init_value: float = 1.0) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(init_value, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale
+
+
+def drop_path(x: torch.Tensor, drop_prob: float = 0.0, training: bool = False) -> torch.Tensor:
+    """Stochastic depth: drops whole samples of a residual branch.
+
+    Identity if ``drop_prob == 0`` or not training. Otherwise draws one ``torch.rand`` of shape
+    (B, 1, ..., 1) (the draw is part of the seeded behaviour) and returns
+    ``x / keep * floor(keep + U)`` with ``keep = 1 - drop_prob``.
+    """
+    if drop_prob == 0.0 or not training:
+        return x
+    keep_prob = 1 - drop_prob
+    shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+    mask = keep_prob + torch.rand(shape, dtype=x.dtype, device=x.device)
+    mask.floor_()
+    return x.div(keep_prob) * mask
+
+
+class DropPath(nn.Module):
+    """Module form of :func:`drop_path` (kept for parity with the original; unused)."""
+
+    def __init__(self, drop_prob: Optional[float] = None) -> None:
+        super().__init__()
+        self.drop_prob = drop_prob
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return drop_path(x, self.drop_prob or 0.0, self.training)
+
+
+class AffineDropPath(nn.Module):
+    """Per-channel learnable scale followed by drop path.
+
+    Args:
+        num_dim: channels C; parameter ``scale`` has shape (1, C, 1), initialised to
+            ``init_scale_value``.
+        drop_prob: drop-path probability (set it to 0 to make training deterministic).
+    """
+
+    def __init__(self, num_dim: int, drop_prob: float = 0.0,
+                 init_scale_value: float = 1e-4) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(init_scale_value * torch.ones((1, num_dim, 1)),
+                                  requires_grad=True)
+        self.drop_prob = drop_prob
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return drop_path(self.scale * x, self.drop_prob, self.training)
+
+
+def get_sinusoid_encoding(n_position: int, d_hid: int) -> torch.Tensor:
+    """Sinusoid position table, shape (1, d_hid, n_position), float32.
+
+    Channel j of position p holds sin (j even) / cos (j odd) of
+    ``p / 10000^(2 * floor(j / 2) / d_hid)``; computed in float64, then cast.
+    """
+    pos = np.arange(n_position, dtype=np.float64)[:, None]
+    hid = np.arange(d_hid)
+    angles = pos / np.power(10000, 2 * (hid // 2) / d_hid)[None, :]
+    table = np.empty_like(angles)
+    table[:, 0::2] = np.sin(angles[:, 0::2])
+    table[:, 1::2] = np.cos(angles[:, 1::2])
+    return torch.as_tensor(table, dtype=torch.float32).transpose(0, 1).unsqueeze(0)
+
+
+class ConvBlock(nn.Module):
+    """Residual block of two masked convs (used only by the ``conv`` backbone, §3.5).
+
+    Args:
+        n_embd: input channels C.
+        kernel_size: odd kernel > 1.
+        n_ds_stride: downsampling stride of the first conv (and of the 1x1 shortcut).
+        expansion_factor: hidden width = C * expansion_factor.
+        n_out: output channels (default C).
+        act_layer: activation class.
+    """
+
+    def __init__(self, n_embd: int, kernel_size: int = 3, n_ds_stride: int = 1,
+                 expansion_factor: int = 2, n_out: Optional[int] = None,
+                 act_layer=nn.ReLU) -> None:
+        super().__init__()
+        assert kernel_size % 2 == 1 and kernel_size > 1
+        padding = kernel_size // 2
+        if n_out is None:
+            n_out = n_embd
+        width = n_embd * expansion_factor
+        self.conv1 = MaskedConv1D(n_embd, width, kernel_size, n_ds_stride, padding=padding)
+        self.conv2 = MaskedConv1D(width, n_out, kernel_size, 1, padding=padding)
+        if n_ds_stride > 1:
+            self.downsample = MaskedConv1D(n_embd, n_out, 1, n_ds_stride)
+        else:
+            self.downsample = None
+        self.act = act_layer()
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Args: x (B, C, T); mask (B, 1, T). Returns (B, C_out, T / stride) and its mask."""
+        identity = x
+        out, out_mask = self.conv1(x, mask)
+        out = self.act(out)
+        out, out_mask = self.conv2(out, out_mask)
+        if self.downsample is not None:
+            identity, _ = self.downsample(x, mask)
+        out = self.act(out + identity)
+        return out, out_mask

@@ -1,0 +1,372 @@
+"""The ActionFormer model `LocPointTransformer` (class PtTransformer), REFERENCE §3.10, §4, §5.
+
+Mirrors ``PtTransformer`` of the original's ``libs/modeling/meta_archs.py``. Frozen: the
+constructor keywords (``make_meta_arch(cfg['model_name'], **cfg['model'])``), the submodule
+names and order ``backbone, neck, point_generator, cls_head, reg_head`` (state_dict order and
+RNG order at init), and ``loss_normalizer`` being a plain Python float (not in the state_dict).
+Differences: train/test options are parsed into two frozen dataclasses; label assignment,
+decoding and post-processing are pure functions (assigner.py, decoding.py); the device comes
+from the parameters.
+
+Shapes: B videos, C channels, T time, F points over all levels, K classes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import nn
+
+from .assigner import label_points
+from .decoding import inference_single_video, postprocess_video
+from .heads import PtTransformerClsHead, PtTransformerRegHead
+from .losses import ctr_diou_loss_1d, sigmoid_focal_loss
+from .registry import META_ARCHS, make_backbone, make_generator, make_neck
+
+__all__ = ["PtTransformer", "TrainSettings", "TestSettings", "batch_videos",
+           "max_divisor"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSettings:
+    """The ``train_cfg`` options the model reads (REFERENCE §1.1)."""
+    center_sample: str
+    center_sample_radius: float
+    loss_weight: float
+    cls_prior_prob: float
+    init_loss_norm: float
+    dropout: float
+    droppath: float
+    label_smoothing: float
+    head_empty_cls: Tuple[int, ...]
+
+    @classmethod
+    def from_cfg(cls, cfg: Mapping) -> "TrainSettings":
+        values = _pick(cfg, "train_cfg", [f.name for f in dataclasses.fields(cls)])
+        values["head_empty_cls"] = tuple(values["head_empty_cls"])
+        if values["center_sample"] not in ("radius", "none"):
+            raise ValueError("train_cfg.center_sample must be 'radius' or 'none', got "
+                             f"'{values['center_sample']}'")
+        return cls(**values)
+
+
+@dataclasses.dataclass(frozen=True)
+class TestSettings:
+    """The ``test_cfg`` options the model reads (REFERENCE §1.1)."""
+    pre_nms_thresh: float
+    pre_nms_topk: int
+    iou_threshold: float
+    min_score: float
+    max_seg_num: int
+    nms_method: str
+    duration_thresh: float
+    multiclass_nms: bool
+    nms_sigma: float
+    voting_thresh: float
+
+    @classmethod
+    def from_cfg(cls, cfg: Mapping) -> "TestSettings":
+        values = _pick(cfg, "test_cfg", [f.name for f in dataclasses.fields(cls)])
+        if values["nms_method"] not in ("soft", "hard", "none"):
+            raise ValueError("test_cfg.nms_method must be 'soft', 'hard' or 'none', got "
+                             f"'{values['nms_method']}'")
+        return cls(**values)
+
+
+def _pick(cfg: Mapping, section: str, names: Sequence[str]) -> Dict:
+    missing = [name for name in names if name not in cfg]
+    if missing:
+        raise KeyError(f"model.{section} lacks the key(s) {missing}")
+    return {name: cfg[name] for name in names}
+
+
+def max_divisor(fpn_strides: Sequence[int], mha_win_size: Sequence[int]) -> int:
+    """Largest length divisor the levels need: s * 2 * (w // 2) for local windows, else s.
+
+    As in the original, strides and windows are zipped from level 0 (§9 item 26).
+    """
+    divisors = [s * (w // 2) * 2 if w > 1 else s for s, w in zip(fpn_strides, mha_win_size)]
+    return max(1, max(divisors, default=1))
+
+
+@torch.no_grad()
+def batch_videos(feats: Sequence[torch.Tensor], max_seq_len: int, max_div_factor: int,
+                 training: bool, padding_val: float = 0.0,
+                 device: Optional[torch.device] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Pads per-video features into one batch (REFERENCE §3.10 ``preprocessing``).
+
+    Training pads every video to ``max_seq_len``. Inference takes exactly one video and pads
+    it to ``max_seq_len``, or to the next multiple of ``max_div_factor`` when longer.
+    (Kept small and separate so that another padding mode can be added later.)
+
+    Args:
+        feats: per video (C, T_b) float features.
+        max_seq_len: training length.
+        max_div_factor: divisor every padded inference length must satisfy.
+        training: which rule to apply.
+        padding_val: value of padded positions.
+        device: target device of both outputs.
+
+    Returns:
+        inputs (B, C, T_pad) and masks (B, 1, T_pad) bool (True on the first T_b steps).
+    """
+    lengths = torch.as_tensor([f.shape[-1] for f in feats])
+    max_len = int(lengths.max())
+    if training:
+        if max_len > max_seq_len:
+            raise ValueError(f"training input of length {max_len} exceeds max_seq_len "
+                             f"{max_seq_len}; crop it in the dataset")
+        padded_len = max_seq_len
+    else:
+        if len(feats) != 1:
+            raise ValueError(f"inference takes one video per batch, got {len(feats)}")
+        if max_len <= max_seq_len:
+            padded_len = max_seq_len
+        else:
+            padded_len = (max_len + max_div_factor - 1) // max_div_factor * max_div_factor
+    batch_shape = [len(feats), feats[0].shape[0], padded_len]
+    inputs = feats[0].new_full(batch_shape, padding_val)
+    for feat, pad_feat in zip(feats, inputs):
+        pad_feat[..., :feat.shape[-1]].copy_(feat)
+    masks = (torch.arange(padded_len)[None, :] < lengths[:, None]).unsqueeze(1)
+    if device is not None:
+        inputs, masks = inputs.to(device), masks.to(device)
+    return inputs, masks
+
+
+IntOrList = Union[int, Sequence[int]]
+
+
+@META_ARCHS.register("LocPointTransformer")
+class PtTransformer(nn.Module):
+    """ActionFormer: transformer backbone + pyramid + point heads for temporal localisation.
+
+    The constructor takes the ``model`` section of the config (REFERENCE §1.3):
+
+    Args:
+        backbone_type: 'convTransformer' | 'conv'.
+        fpn_type: 'fpn' | 'identity'.
+        backbone_arch: (#embedding convs, #stem blocks, #branch blocks).
+        scale_factor: downsampling between pyramid levels.
+        input_dim: feature channels (or a list for several concatenated feature types).
+        max_seq_len: training length (grid steps).
+        max_buffer_len_factor: point buffers cover ``max_seq_len * factor`` steps.
+        n_head: attention heads.
+        n_mha_win_size: local window per level (int for all) or <= 1 for global attention.
+        embd_kernel_size, embd_dim, embd_with_ln: embedding convs.
+        fpn_dim, fpn_with_ln, fpn_start_level: neck.
+        head_dim, regression_range, head_num_layers, head_kernel_size, head_with_ln: heads;
+            regression_range is (lo, hi) per level in grid units.
+        use_abs_pe, use_rel_pe: position encodings.
+        num_classes: K.
+        train_cfg, test_cfg: the config sections of the same names.
+    """
+
+    def __init__(self, backbone_type: str, fpn_type: str, backbone_arch: Sequence[int],
+                 scale_factor: int, input_dim: IntOrList, max_seq_len: int,
+                 max_buffer_len_factor: float, n_head: int, n_mha_win_size: IntOrList,
+                 embd_kernel_size: int, embd_dim: IntOrList, embd_with_ln: bool,
+                 fpn_dim: int, fpn_with_ln: bool, fpn_start_level: int, head_dim: int,
+                 regression_range: Sequence[Sequence[float]], head_num_layers: int,
+                 head_kernel_size: int, head_with_ln: bool, use_abs_pe: bool,
+                 use_rel_pe: bool, num_classes: int, train_cfg: Mapping,
+                 test_cfg: Mapping) -> None:
+        super().__init__()
+        self.fpn_strides = [scale_factor ** i
+                            for i in range(fpn_start_level, backbone_arch[-1] + 1)]
+        self.reg_range = regression_range
+        if len(self.fpn_strides) != len(self.reg_range):
+            raise ValueError(f"model.regression_range has {len(self.reg_range)} levels, the "
+                             f"pyramid has {len(self.fpn_strides)}")
+        self.scale_factor = scale_factor
+        self.num_classes = num_classes
+        self.max_seq_len = max_seq_len
+        if isinstance(n_mha_win_size, int):
+            self.mha_win_size = [n_mha_win_size] * (1 + backbone_arch[-1])
+        else:
+            self.mha_win_size = list(n_mha_win_size)
+            if len(self.mha_win_size) != 1 + backbone_arch[-1]:
+                raise ValueError(f"model.n_mha_win_size needs {1 + backbone_arch[-1]} entries, "
+                                 f"got {len(self.mha_win_size)}")
+        self.max_div_factor = max_divisor(self.fpn_strides, self.mha_win_size)
+        for s, w in zip(self.fpn_strides, self.mha_win_size):
+            d = s * (w // 2) * 2 if w > 1 else s
+            if max_seq_len % d != 0:
+                raise ValueError("max_seq_len must be divisible by fpn stride and window size "
+                                 f"(max_seq_len {max_seq_len}, stride {s}, window {w})")
+
+        self.train_settings = TrainSettings.from_cfg(train_cfg)
+        self.test_settings = TestSettings.from_cfg(test_cfg)
+
+        # submodules in the original's order (state_dict order, RNG order at init)
+        if backbone_type not in ("convTransformer", "conv"):
+            raise ValueError(f"model.backbone_type must be 'convTransformer' or 'conv', got "
+                             f"'{backbone_type}'")
+        if backbone_type == "convTransformer":
+            self.backbone = make_backbone(
+                "convTransformer", n_in=input_dim, n_embd=embd_dim, n_head=n_head,
+                n_embd_ks=embd_kernel_size, max_len=max_seq_len, arch=backbone_arch,
+                mha_win_size=self.mha_win_size, scale_factor=scale_factor,
+                with_ln=embd_with_ln, attn_pdrop=0.0,
+                proj_pdrop=self.train_settings.dropout,
+                path_pdrop=self.train_settings.droppath,
+                use_abs_pe=use_abs_pe, use_rel_pe=use_rel_pe)
+        else:
+            self.backbone = make_backbone(
+                "conv", n_in=input_dim, n_embd=embd_dim, n_embd_ks=embd_kernel_size,
+                arch=backbone_arch, scale_factor=scale_factor, with_ln=embd_with_ln)
+        if isinstance(embd_dim, (list, tuple)):
+            embd_dim = sum(embd_dim)
+
+        if fpn_type not in ("fpn", "identity"):
+            raise ValueError(f"model.fpn_type must be 'fpn' or 'identity', got '{fpn_type}'")
+        self.neck = make_neck(
+            fpn_type, in_channels=[embd_dim] * (backbone_arch[-1] + 1), out_channel=fpn_dim,
+            scale_factor=scale_factor, start_level=fpn_start_level, with_ln=fpn_with_ln)
+        self.point_generator = make_generator(
+            "point", max_seq_len=max_seq_len * max_buffer_len_factor,
+            fpn_strides=self.fpn_strides, regression_range=self.reg_range)
+        self.cls_head = PtTransformerClsHead(
+            fpn_dim, head_dim, self.num_classes, kernel_size=head_kernel_size,
+            prior_prob=self.train_settings.cls_prior_prob, with_ln=head_with_ln,
+            num_layers=head_num_layers, empty_cls=self.train_settings.head_empty_cls)
+        self.reg_head = PtTransformerRegHead(
+            fpn_dim, head_dim, len(self.fpn_strides), kernel_size=head_kernel_size,
+            num_layers=head_num_layers, with_ln=head_with_ln)
+
+        # EMA of the number of positives; a plain attribute, not checkpointed (§9 item 12)
+        self.loss_normalizer = self.train_settings.init_loss_norm
+        self.loss_normalizer_momentum = 0.9
+        # Optional callable summing the positive count over processes (set by the engine under
+        # DDP, so that N processes x B videos normalise like one process x N*B videos).
+        # None: the count of this process only, as the original.
+        self.num_pos_reducer = None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # ----------------------------------------------------------------------------- forward
+    def preprocessing(self, video_list: Sequence[Mapping], padding_val: float = 0.0
+                      ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Batches ``feats`` of the items: (B, C, T_pad) inputs, (B, 1, T_pad) masks."""
+        return batch_videos([item["feats"] for item in video_list], self.max_seq_len,
+                            self.max_div_factor, self.training, padding_val, self.device)
+
+    def forward_features(self, video_list: Sequence[Mapping]):
+        """Network part of the forward pass.
+
+        Returns:
+            dict with ``points`` (per level (T_l, 4)), ``fpn_masks`` (per level (B, T_l) bool),
+            ``cls_logits`` (per level (B, T_l, K)), ``offsets`` (per level (B, T_l, 2)).
+        """
+        batched_inputs, batched_masks = self.preprocessing(video_list)
+        feats, masks = self.backbone(batched_inputs, batched_masks)
+        fpn_feats, fpn_masks = self.neck(feats, masks)
+        points = self.point_generator(fpn_feats)
+        cls_logits = self.cls_head(fpn_feats, fpn_masks)
+        offsets = self.reg_head(fpn_feats, fpn_masks)
+        return {
+            "points": points,
+            "fpn_masks": [m.squeeze(1) for m in fpn_masks],
+            "cls_logits": [x.permute(0, 2, 1) for x in cls_logits],
+            "offsets": [x.permute(0, 2, 1) for x in offsets],
+        }
+
+    def forward(self, video_list: Sequence[Mapping]):
+        """Training: returns ``{'cls_loss', 'reg_loss', 'final_loss'}``; evaluation: a list of
+        per-video detections ``{'video_id', 'segments' (seconds), 'scores', 'labels'}``."""
+        out = self.forward_features(video_list)
+        if self.training:
+            if "segments" not in video_list[0] or "labels" not in video_list[0]:
+                raise ValueError("training items need 'segments' and 'labels'")
+            gt_segments = [item["segments"].to(self.device) for item in video_list]
+            gt_labels = [item["labels"].to(self.device) for item in video_list]
+            gt_cls_labels, gt_offsets = self.label_points(out["points"], gt_segments,
+                                                          gt_labels)
+            return self.losses(out["fpn_masks"], out["cls_logits"], out["offsets"],
+                               gt_cls_labels, gt_offsets)
+        return self.inference(video_list, out["points"], out["fpn_masks"],
+                              out["cls_logits"], out["offsets"])
+
+    # -------------------------------------------------------------------------- training
+    def label_points(self, points: Sequence[torch.Tensor], gt_segments: Sequence[torch.Tensor],
+                     gt_labels: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Targets (B, F, K) and (B, F, 2) for the concatenated points (see assigner.py)."""
+        return label_points(points, gt_segments, gt_labels, self.num_classes,
+                            self.train_settings.center_sample,
+                            self.train_settings.center_sample_radius)
+
+    def losses(self, fpn_masks: Sequence[torch.Tensor], out_cls_logits: Sequence[torch.Tensor],
+               out_offsets: Sequence[torch.Tensor], gt_cls_labels: torch.Tensor,
+               gt_offsets: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Focal + DIoU losses normalised by the EMA of the positive count (REFERENCE §4.2).
+
+        Args:
+            fpn_masks: per level (B, T_l) bool.
+            out_cls_logits: per level (B, T_l, K).
+            out_offsets: per level (B, T_l, 2).
+            gt_cls_labels: (B, F, K) (or a list of (F, K)).
+            gt_offsets: (B, F, 2) (or a list of (F, 2)).
+
+        Updates ``loss_normalizer`` before using it; with ``num_pos_reducer`` set (DDP), the
+        update uses the positive count summed over processes.
+        """
+        valid_mask = torch.cat(list(fpn_masks), dim=1)                 # (B, F)
+        gt_cls = torch.stack(list(gt_cls_labels))                       # (B, F, K)
+        pos_mask = torch.logical_and(gt_cls.sum(-1) > 0, valid_mask)
+        pred_offsets = torch.cat(list(out_offsets), dim=1)[pos_mask]
+        gt_offsets = torch.stack(list(gt_offsets))[pos_mask]
+        num_pos = pos_mask.sum().item()
+        norm_pos = num_pos if self.num_pos_reducer is None else self.num_pos_reducer(num_pos)
+        momentum = self.loss_normalizer_momentum
+        self.loss_normalizer = momentum * self.loss_normalizer + (1 - momentum) * max(norm_pos, 1)
+
+        # label smoothing over K + 1 classes, as the original (§9 item 13)
+        smoothing = self.train_settings.label_smoothing
+        gt_target = gt_cls[valid_mask]
+        gt_target = gt_target * (1 - smoothing)
+        gt_target = gt_target + smoothing / (self.num_classes + 1)
+        cls_loss = sigmoid_focal_loss(torch.cat(list(out_cls_logits), dim=1)[valid_mask],
+                                      gt_target, reduction="sum")
+        cls_loss = cls_loss / self.loss_normalizer
+
+        if num_pos == 0:
+            reg_loss = 0 * pred_offsets.sum()
+        else:
+            reg_loss = ctr_diou_loss_1d(pred_offsets, gt_offsets, reduction="sum")
+            reg_loss = reg_loss / self.loss_normalizer
+
+        if self.train_settings.loss_weight > 0:
+            loss_weight = self.train_settings.loss_weight
+        else:
+            loss_weight = cls_loss.detach() / max(reg_loss.item(), 0.01)
+        final_loss = cls_loss + reg_loss * loss_weight
+        return {"cls_loss": cls_loss, "reg_loss": reg_loss, "final_loss": final_loss}
+
+    # ------------------------------------------------------------------------- inference
+    @torch.no_grad()
+    def inference(self, video_list: Sequence[Mapping], points: Sequence[torch.Tensor],
+                  fpn_masks: Sequence[torch.Tensor], out_cls_logits: Sequence[torch.Tensor],
+                  out_offsets: Sequence[torch.Tensor]) -> List[Dict]:
+        """Decodes every video, then NMS and conversion to seconds (REFERENCE §5)."""
+        settings = self.test_settings
+        results = []
+        for idx, item in enumerate(video_list):
+            result = inference_single_video(
+                points, [m[idx] for m in fpn_masks], [x[idx] for x in out_cls_logits],
+                [x[idx] for x in out_offsets], settings.pre_nms_thresh,
+                settings.pre_nms_topk, settings.duration_thresh)
+            for key in ("video_id", "fps", "duration", "feat_stride", "feat_num_frames"):
+                result[key] = item[key]
+            results.append(result)
+        return [self.postprocessing(result) for result in results]
+
+    def postprocessing(self, result: Mapping) -> Dict:
+        """NMS + grid -> seconds for one decoded video (see decoding.postprocess_video)."""
+        s = self.test_settings
+        return postprocess_video(result, s.nms_method, s.iou_threshold, s.min_score,
+                                 s.max_seg_num, s.multiclass_nms, s.nms_sigma,
+                                 s.voting_thresh)

@@ -1,0 +1,57 @@
+"""libs.utils helpers used by the engine: device, comm (no process group), seed, meters."""
+from __future__ import annotations
+
+import os
+import random
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from libs.utils import AverageMeter, comm, device, fix_random_seed
+
+
+def test_average_meter_semantics():
+    m = AverageMeter()
+    m.update(2.0, n=3)
+    assert (m.val, m.avg, m.sum, m.count) == (2.0, 2.0, 6.0, 3)
+    m.update(6.0)
+    assert (m.val, m.avg, m.sum, m.count) == (6.0, 3.0, 12.0, 4)
+
+
+def test_fix_random_seed_returns_global_generator():
+    g = fix_random_seed(123, include_cuda=False)
+    assert g is torch.default_generator
+    a = (random.random(), np.random.rand(), torch.rand(1).item())
+    fix_random_seed(123, include_cuda=True)
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == a
+    assert os.environ["PYTHONHASHSEED"] == "123"
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    assert torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(False)
+
+
+def test_device_rules(monkeypatch):
+    monkeypatch.setattr(device, "is_cuda_available", lambda: False)
+    monkeypatch.setattr(device, "_WARNED", set())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert device.resolve_device(None, ["cuda:0"]).type == "cpu"
+        assert device.resolve_device(None, ["cuda:0"]).type == "cpu"
+    assert len([w for w in caught if "no CUDA device" in str(w.message)]) == 1
+    # --device beats the config
+    assert device.resolve_device("cpu", ["cuda:0"]).type == "cpu"
+    assert device.resolve_device(None, None).type == "cpu"
+    with pytest.raises(ValueError, match="--device"):
+        device.resolve_device("tpu9", None)
+    device.synchronize(torch.device("cpu"))  # no-op off CUDA
+
+
+def test_comm_without_process_group():
+    assert comm.get_world_size() == 1 and comm.get_rank() == 0 and comm.is_main_process()
+    assert comm.all_reduce_sum(3.5) == 3.5
+    assert comm.all_gather_object({"a": 1}) == [{"a": 1}]
+    assert comm.broadcast_object("x") == "x"
+    comm.barrier()
+    assert comm.init_distributed(torch.device("cpu")) is False
