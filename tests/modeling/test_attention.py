@@ -43,6 +43,18 @@ def test_band_function_matches_dense_reference_with_padded_batch(use_rel_pe):
     assert (out[2, :, 3:] == 0).all()
 
 
+@pytest.mark.parametrize("block_size", [1, 5, 6, 7, 16, 40])
+@pytest.mark.parametrize("T", [16, 37])
+def test_band_function_is_independent_of_the_query_block_size(block_size, T):
+    # blocks smaller than, equal to, not dividing, and larger than T / 2w
+    q, k, v = _random_qkv(2, 3, T, 8, seed=T)
+    kv_mask = torch.arange(T)[None, :] < torch.tensor([T, T - 9])[:, None]
+    rel_pe = torch.randn(1, 1, 3, 7)
+    out = local_window_attention(q, k, v, kv_mask, 3, rel_pe=rel_pe, block_size=block_size)
+    expected = dense_band_attention(q, k, v, kv_mask, 3, rel_pe)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+
+
 def _module_qkv(attn, x, mask):
     """q (scaled), k, v and masks from the module's own projection submodules."""
     def heads(t):
