@@ -1,0 +1,135 @@
+"""ActivityNet 1.3 (registry name ``anet``; REFERENCE.md §2.2–§2.5).
+
+Differs from the base:
+
+* ``duration`` is required; annotations are de-duplicated (``remove_duplicate_annotations``)
+  and all labels become 0 when ``num_classes == 1`` (class-agnostic proposals);
+* features come from per-video ``.npy`` files or, when ``feat_folder`` names an ``.hdf5`` file,
+  from one HDF5 file (dataset ``prefix + id``; h5py is imported only then);
+* the feature grid has three cases (stride and frames per step): native stride, stride of the
+  features resized to ``max_seq_len`` (``force_upsampling``, both shipped configs), and
+  fixed-length features (``feat_stride <= 0``); resizing is 1-D linear interpolation;
+* at training time segments are sanitised before cropping (dropped when they start after the
+  end, kept when at least ``trunc_thresh`` of them lies inside, clamped at the end).
+
+New: when sanitising removes every segment of a training video, the item has empty (0, 2)
+segments and (0,) labels instead of crashing (it then contributes negatives only). A missing
+``.npy`` feature file is reported when the data set is built.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, List
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from libs.utils.annotations import remove_duplicate_annotations
+
+from .base import FeatureDataset
+from .datasets import register_dataset
+
+__all__ = ["ActivityNetDataset"]
+
+
+@register_dataset("anet")
+class ActivityNetDataset(FeatureDataset):
+    dataset_name = "ActivityNet 1.3"
+    tiou_thresholds = np.linspace(0.5, 0.95, 10)
+    require_duration = True
+
+    @property
+    def _is_hdf5(self) -> bool:
+        return ".hdf5" in self.feat_folder
+
+    def _check_num_classes(self, label_dict: Dict[str, int]) -> None:
+        if self.num_classes != 1 and len(label_dict) != self.num_classes:
+            raise ValueError(f"{self.json_file}: {len(label_dict)} classes in the annotations, "
+                             f"but dataset.num_classes is {self.num_classes} (use 1 for "
+                             "class-agnostic proposals)")
+
+    def _keep_video(self, video_id: str) -> bool:
+        if not self._is_hdf5:
+            path = self._feature_path(video_id)
+            if not os.path.exists(path):
+                raise FileNotFoundError(f"feature file of video '{video_id}' not found: {path}")
+        return True
+
+    def _annotations(self, video: Dict[str, Any]) -> List[Dict[str, Any]]:
+        return remove_duplicate_annotations(video.get("annotations") or [])
+
+    def _label_of(self, video_id: str, act: Dict[str, Any]) -> int:
+        return 0 if self.num_classes == 1 else super()._label_of(video_id, act)
+
+    def _describe_path(self, video_id: str) -> str:
+        if self._is_hdf5:
+            return f"{self.feat_folder}[{self.file_prefix + video_id}]"
+        return self._feature_path(video_id)
+
+    def _read_features(self, video_id: str) -> np.ndarray:
+        if not self._is_hdf5:
+            return np.load(self._feature_path(video_id))
+        import h5py  # only needed for this format
+
+        key = self.file_prefix + video_id
+        with h5py.File(self.feat_folder, "r") as h5:
+            if key not in h5:
+                raise FileNotFoundError(f"{self.feat_folder}: no dataset '{key}'")
+            return np.asarray(h5[key][()])
+
+    def _check_feat_folder(self) -> None:
+        if not os.path.exists(self.feat_folder):
+            what = "feature file" if ".hdf5" in self.feat_folder else "feature folder"
+            raise FileNotFoundError(f"{what} not found: {self.feat_folder}")
+
+    def __getitem__(self, idx: int) -> Dict[str, Any]:
+        video = self.data_list[idx]
+        feats = self.load_features(video["id"])  # (T, C)
+        num_steps = feats.shape[0]
+        if self.feat_stride > 0 and not self.force_upsampling:
+            feat_stride, num_frames = self.feat_stride, self.num_frames
+            if self.downsample_rate > 1:
+                feats = feats[::self.downsample_rate, :]
+                feat_stride = self.feat_stride * self.downsample_rate
+        elif self.feat_stride > 0 and self.force_upsampling:
+            feat_stride = float((num_steps - 1) * self.feat_stride + self.num_frames) \
+                / self.max_seq_len
+            num_frames = feat_stride
+        else:
+            if num_steps > self.max_seq_len:
+                raise ValueError(f"video '{video['id']}' has {num_steps} fixed-length features, "
+                                 f"more than max_seq_len {self.max_seq_len}")
+            seq_len = self.max_seq_len if self.force_upsampling else num_steps
+            feat_stride = video["duration"] * video["fps"] / seq_len
+            num_frames = feat_stride
+        feat_offset = 0.5 * num_frames / feat_stride
+
+        feats = torch.from_numpy(np.ascontiguousarray(feats.transpose()))  # (C, T)
+        if self.force_upsampling and feats.shape[-1] != self.max_seq_len:
+            feats = F.interpolate(feats.unsqueeze(0), size=self.max_seq_len, mode="linear",
+                                  align_corners=False).squeeze(0)
+
+        item = self._make_item(video, feats, feat_stride, num_frames, feat_offset)
+        if self.is_training and item["segments"] is not None:
+            item = self._sanitise_segments(item, feat_offset)
+        return self._maybe_truncate(item, feat_offset)
+
+    def _sanitise_segments(self, item: Dict[str, Any], feat_offset: float) -> Dict[str, Any]:
+        """Drops / clamps segments against the end of the (resized) video (training only)."""
+        vid_len = item["feats"].shape[1] + feat_offset
+        kept_segs, kept_labels = [], []
+        for seg, label in zip(item["segments"], item["labels"]):
+            if seg[0] >= vid_len:
+                continue
+            ratio = (min(seg[1].item(), vid_len) - seg[0].item()) / (seg[1].item() - seg[0].item())
+            if ratio >= self.trunc_thresh:
+                kept_segs.append(seg.clamp(max=vid_len))
+                kept_labels.append(label.view(1))
+        if kept_segs:
+            item["segments"] = torch.stack(kept_segs, dim=0)
+            item["labels"] = torch.cat(kept_labels)
+        else:
+            item["segments"] = item["segments"].new_zeros((0, 2))
+            item["labels"] = item["labels"].new_zeros((0,))
+        return item

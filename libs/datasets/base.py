@@ -1,0 +1,290 @@
+"""What the four dataset classes share (REFERENCE.md §2.2–§2.6).
+
+:class:`FeatureDataset` reads the ActivityNet-style annotation JSON, builds the label
+dictionary, selects the videos of the requested split, loads one feature file per video and
+converts action boundaries from seconds to the feature grid. Subclasses (thumos14.py, anet.py,
+epic_kitchens.py, ego4d.py) hold only what differs: the class-count rule, which videos are
+skipped, how features are read, and (ActivityNet) the resizing.
+
+Items are identical to the original's for the same files and seeds. What is new is checking:
+a missing file, a malformed JSON, an empty split, a label outside ``num_classes``, features of
+the wrong width, stored transposed (C x T), empty or non-finite raise an error naming the file
+or video and what was expected. Segments that extend past a video's duration are kept as the
+original keeps them (the numbers stay identical); one warning per data set says how many.
+"""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .data_utils import truncate_feats
+
+__all__ = ["FeatureDataset", "read_annotation_json"]
+
+
+def read_annotation_json(json_file: str) -> Dict[str, Any]:
+    """Reads the ``database`` mapping of an annotation file, with errors naming the file."""
+    if not os.path.isfile(json_file):
+        raise FileNotFoundError(f"annotation file not found: {json_file}")
+    with open(json_file, "r", encoding="utf-8") as f:
+        try:
+            data = json.load(f)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{json_file}: malformed JSON at line {err.lineno}, column "
+                             f"{err.colno}: {err.msg}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("database"), dict):
+        raise ValueError(f"{json_file}: expected an object with a 'database' mapping of "
+                         "video id -> {subset, duration, fps, annotations}")
+    return data["database"]
+
+
+class FeatureDataset(Dataset):
+    """Base class: one annotation JSON, one feature file (or one per folder) per video.
+
+    Constructor arguments are the original's (REFERENCE §2.2), passed as ``**cfg['dataset']``.
+
+    Args:
+        is_training: training items are cropped by :func:`truncate_feats`.
+        split: subset names to keep (compared with the lower-cased JSON ``subset``).
+        feat_folder: folder of the feature files (a list of folders for ego4d).
+        json_file: annotation JSON.
+        feat_stride: frames between consecutive features.
+        num_frames: frames covered by one feature.
+        default_fps: fps of every video, or None to read ``fps`` from the JSON.
+        downsample_rate: keep every n-th feature.
+        max_seq_len: training length (longer inputs are cropped).
+        trunc_thresh: fraction of an action that must survive a crop.
+        crop_ratio: None or [lo, hi] random crop of shorter inputs.
+        input_dim: feature channels (int, or a list for ego4d's concatenated folders).
+        num_classes: number of action classes.
+        file_prefix, file_ext: feature file name = prefix + video id + ext.
+        force_upsampling: (anet) resize to ``max_seq_len``.
+    """
+
+    dataset_name: str = ""
+    tiou_thresholds: np.ndarray = np.linspace(0.3, 0.7, 5)
+    require_duration: bool = False
+
+    def __init__(self, is_training: bool, split: Sequence[str], feat_folder: Any,
+                 json_file: str, feat_stride: float, num_frames: float,
+                 default_fps: Optional[float], downsample_rate: int, max_seq_len: int,
+                 trunc_thresh: float, crop_ratio: Optional[Sequence[float]], input_dim: Any,
+                 num_classes: int, file_prefix: Optional[str], file_ext: str,
+                 force_upsampling: bool) -> None:
+        if not isinstance(split, (list, tuple)):
+            raise TypeError(f"split must be a list or tuple of subset names, got {split!r}")
+        if crop_ratio is not None and len(crop_ratio) != 2:
+            raise ValueError(f"crop_ratio must be None or [lo, hi], got {crop_ratio!r}")
+        if not os.path.isfile(json_file):
+            raise FileNotFoundError(f"annotation file not found: {json_file}")
+        self.feat_folder = feat_folder
+        self._check_feat_folder()
+        self.file_prefix = "" if file_prefix is None else file_prefix
+        self.file_ext = file_ext
+        self.json_file = json_file
+        self.split = split
+        self.is_training = is_training
+        self.feat_stride = feat_stride
+        self.num_frames = num_frames
+        self.input_dim = input_dim
+        self.default_fps = default_fps
+        self.downsample_rate = downsample_rate
+        self.max_seq_len = max_seq_len
+        self.trunc_thresh = trunc_thresh
+        self.num_classes = num_classes
+        self.crop_ratio = crop_ratio
+        self.force_upsampling = force_upsampling
+
+        database = read_annotation_json(json_file)
+        self.label_dict = self._build_label_dict(database)
+        self._check_num_classes(self.label_dict)
+        self.data_list = tuple(self._select_videos(database))
+        if not self.data_list:
+            subsets = sorted({str(v.get("subset", "?")) for v in database.values()})
+            raise ValueError(f"{json_file}: no video of split {list(split)} "
+                             f"{'has a feature file' if database else 'exists'} "
+                             f"(subsets present: {', '.join(subsets) or 'none'}; the split "
+                             "is compared with the lower-cased 'subset')")
+        self.db_attributes = {
+            "dataset_name": self.dataset_name,
+            "tiou_thresholds": self.tiou_thresholds,
+            "empty_label_ids": self._empty_label_ids(),
+        }
+
+    # ------------------------------------------------------------------ subclass hooks
+    def _check_feat_folder(self) -> None:
+        if not os.path.exists(self.feat_folder):
+            raise FileNotFoundError(f"feature folder not found: {self.feat_folder}")
+
+    def _check_num_classes(self, label_dict: Dict[str, int]) -> None:
+        if len(label_dict) != self.num_classes:
+            raise ValueError(f"{self.json_file}: {len(label_dict)} classes in the annotations, "
+                             f"but dataset.num_classes is {self.num_classes}")
+
+    def _empty_label_ids(self) -> List[int]:
+        return []
+
+    def _keep_video(self, video_id: str) -> bool:
+        """False skips the video silently (the original skips THUMOS videos without features)."""
+        return True
+
+    def _annotations(self, video: Dict[str, Any]) -> List[Dict[str, Any]]:
+        return video.get("annotations") or []
+
+    def _read_features(self, video_id: str) -> np.ndarray:
+        """Returns the (T, C) features of a video (any float dtype)."""
+        return np.load(self._feature_path(video_id))
+
+    def _describe_path(self, video_id: str) -> str:
+        """The feature file(s) of a video, for messages."""
+        return self._feature_path(video_id)
+
+    # ------------------------------------------------------------------ JSON
+    def _feature_path(self, video_id: str, folder: Optional[str] = None) -> str:
+        return os.path.join(folder or self.feat_folder,
+                            self.file_prefix + video_id + self.file_ext)
+
+    def _build_label_dict(self, database: Dict[str, Any]) -> Dict[str, int]:
+        # all videos of all subsets, in JSON order; later occurrences overwrite (as original)
+        label_dict: Dict[str, int] = {}
+        for video in database.values():
+            for act in video.get("annotations") or []:
+                label_dict[act["label"]] = act["label_id"]
+        return label_dict
+
+    def _select_videos(self, database: Dict[str, Any]) -> List[Dict[str, Any]]:
+        videos = []
+        past_duration: List[str] = []
+        for video_id, video in database.items():
+            if str(video.get("subset", "")).lower() not in self.split:
+                continue
+            if not self._keep_video(video_id):
+                continue
+            if self.default_fps is not None:
+                fps = self.default_fps
+            elif "fps" in video:
+                fps = video["fps"]
+            else:
+                raise ValueError(f"{self.json_file}: video '{video_id}' has no 'fps' and "
+                                 "dataset.default_fps is not set (unknown video FPS)")
+            if "duration" in video:
+                duration = video["duration"]
+            elif self.require_duration:
+                raise ValueError(f"{self.json_file}: video '{video_id}' has no 'duration' "
+                                 f"(required by the '{self.dataset_name}' dataset)")
+            else:
+                duration = 1e8
+            segments, labels = self._segments_and_labels(video_id, video)
+            if segments is not None and (segments[:, 1] > duration).any():
+                past_duration.append(video_id)
+            videos.append(self._video_record(video_id, video, fps, duration, segments, labels))
+        if past_duration:
+            shown = ", ".join(past_duration[:5]) + (" ..." if len(past_duration) > 5 else "")
+            warnings.warn(f"{self.json_file}: {len(past_duration)} video(s) of split "
+                          f"{list(self.split)} have segments ending after the video's duration "
+                          f"({shown}); they are kept unchanged, as the original keeps them",
+                          stacklevel=3)
+        return videos
+
+    def _video_record(self, video_id, video, fps, duration, segments, labels) -> Dict[str, Any]:
+        return {"id": video_id, "fps": fps, "duration": duration, "segments": segments,
+                "labels": labels}
+
+    def _segments_and_labels(self, video_id: str, video: Dict[str, Any]
+                             ) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+        acts = self._annotations(video)
+        if len(acts) == 0:
+            return None, None
+        segments = np.asarray([act["segment"] for act in acts], dtype=np.float32)
+        labels = np.asarray([self._label_of(video_id, act) for act in acts], dtype=np.int64)
+        if segments.ndim != 2 or segments.shape[1] != 2:
+            raise ValueError(f"{self.json_file}: video '{video_id}' has a segment that is not "
+                             "[start, end] in seconds")
+        return segments, labels
+
+    def _label_of(self, video_id: str, act: Dict[str, Any]) -> int:
+        label = self.label_dict[act["label"]]
+        if not isinstance(label, (int, np.integer)) or not 0 <= label < self.num_classes:
+            raise ValueError(f"{self.json_file}: video '{video_id}' has label "
+                             f"'{act['label']}' with label_id {label!r}; expected an integer "
+                             f"in [0, {self.num_classes}) (dataset.num_classes)")
+        return int(label)
+
+    # ------------------------------------------------------------------ items
+    def get_attributes(self) -> Dict[str, Any]:
+        return self.db_attributes
+
+    def __len__(self) -> int:
+        return len(self.data_list)
+
+    def load_features(self, video_id: str) -> np.ndarray:
+        """The (T, C) float32 features of a video, checked (shape, width, finite values)."""
+        path = self._describe_path(video_id)
+        try:
+            feats = self._read_features(video_id)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"feature file of video '{video_id}' not found: "
+                                    f"{path}") from None
+        feats = np.asarray(feats, dtype=np.float32)
+        self._check_features(video_id, path, feats)
+        return feats
+
+    def _expected_dim(self) -> int:
+        dims = self.input_dim
+        return int(sum(dims)) if isinstance(dims, (list, tuple)) else int(dims)
+
+    def _check_features(self, video_id: str, path: str, feats: np.ndarray) -> None:
+        dim = self._expected_dim()
+        if feats.ndim != 2:
+            raise ValueError(f"features of video '{video_id}' ({path}) must be a 2-d (T, C) "
+                             f"array, got shape {feats.shape}")
+        if feats.shape[0] == 0:
+            raise ValueError(f"features of video '{video_id}' ({path}) have zero time steps")
+        if feats.shape[1] != dim:
+            hint = ""
+            if feats.shape[0] == dim:
+                hint = (f"; it looks transposed (C x T): store features as (T, C), e.g. "
+                        "np.save(path, feats.T)")
+            raise ValueError(f"features of video '{video_id}' ({path}) have shape "
+                             f"{feats.shape}, expected (T, {dim}) with dataset.input_dim "
+                             f"= {self.input_dim}{hint}")
+        if not np.isfinite(feats).all():
+            bad = int((~np.isfinite(feats)).any(axis=1).sum())
+            raise ValueError(f"features of video '{video_id}' ({path}) contain NaN or inf "
+                             f"values at {bad} time step(s)")
+
+    def __getitem__(self, idx: int) -> Dict[str, Any]:
+        video = self.data_list[idx]
+        feats = self.load_features(video["id"])
+        # temporal subsampling, then the grid: feature i is centred at frame
+        # i * stride + num_frames / 2 (REFERENCE §2.5)
+        feats = feats[::self.downsample_rate, :]
+        feat_stride = self.feat_stride * self.downsample_rate
+        feat_offset = 0.5 * self.num_frames / feat_stride
+        feats = torch.from_numpy(np.ascontiguousarray(feats.transpose()))
+        item = self._make_item(video, feats, feat_stride, self.num_frames, feat_offset)
+        return self._maybe_truncate(item, feat_offset)
+
+    def _make_item(self, video: Dict[str, Any], feats: torch.Tensor, feat_stride: float,
+                   num_frames: float, feat_offset: float) -> Dict[str, Any]:
+        if video["segments"] is not None:
+            segments = torch.from_numpy(
+                video["segments"] * video["fps"] / feat_stride - feat_offset)
+            labels = torch.from_numpy(video["labels"])
+        else:
+            segments, labels = None, None
+        return {"video_id": video["id"], "feats": feats, "segments": segments,
+                "labels": labels, "fps": video["fps"], "duration": video["duration"],
+                "feat_stride": feat_stride, "feat_num_frames": num_frames}
+
+    def _maybe_truncate(self, item: Dict[str, Any], feat_offset: float) -> Dict[str, Any]:
+        if self.is_training and item["segments"] is not None:
+            item = truncate_feats(item, self.max_seq_len, self.trunc_thresh, feat_offset,
+                                  self.crop_ratio)
+        return item
