@@ -30,7 +30,46 @@ from libs.utils.annotations import remove_duplicate_annotations
 from .base import FeatureDataset
 from .datasets import register_dataset
 
-__all__ = ["ActivityNetDataset"]
+__all__ = ["ActivityNetDataset", "anet_feature_grid", "resize_features"]
+
+
+def anet_feature_grid(feats: np.ndarray, feat_stride: float, num_frames: float,
+                      downsample_rate: int, max_seq_len: int, force_upsampling: bool,
+                      duration: float, fps: float, video_id: str = "?"):
+    """The three ActivityNet grid cases (REFERENCE §2.5).
+
+    Args:
+        feats: (T, C) features as loaded.
+        others: the dataset options and the video's duration (s) and fps.
+
+    Returns:
+        (feats (T', C) after subsampling, effective stride in frames, frames per step).
+    """
+    num_steps = feats.shape[0]
+    if feat_stride > 0 and not force_upsampling:
+        stride, frames = feat_stride, num_frames
+        if downsample_rate > 1:
+            feats = feats[::downsample_rate, :]
+            stride = feat_stride * downsample_rate
+    elif feat_stride > 0 and force_upsampling:
+        stride = float((num_steps - 1) * feat_stride + num_frames) / max_seq_len
+        frames = stride
+    else:
+        if num_steps > max_seq_len:
+            raise ValueError(f"video '{video_id}' has {num_steps} fixed-length features, "
+                             f"more than max_seq_len {max_seq_len}")
+        seq_len = max_seq_len if force_upsampling else num_steps
+        stride = duration * fps / seq_len
+        frames = stride
+    return feats, stride, frames
+
+
+def resize_features(feats: torch.Tensor, length) -> torch.Tensor:
+    """(C, T) -> (C, length) by 1-D linear interpolation (align_corners=False); None: as is."""
+    if length is None or feats.shape[-1] == length:
+        return feats
+    return F.interpolate(feats.unsqueeze(0), size=length, mode="linear",
+                         align_corners=False).squeeze(0)
 
 
 @register_dataset("anet")
@@ -86,30 +125,13 @@ class ActivityNetDataset(FeatureDataset):
     def __getitem__(self, idx: int) -> Dict[str, Any]:
         video = self.data_list[idx]
         feats = self.load_features(video["id"])  # (T, C)
-        num_steps = feats.shape[0]
-        if self.feat_stride > 0 and not self.force_upsampling:
-            feat_stride, num_frames = self.feat_stride, self.num_frames
-            if self.downsample_rate > 1:
-                feats = feats[::self.downsample_rate, :]
-                feat_stride = self.feat_stride * self.downsample_rate
-        elif self.feat_stride > 0 and self.force_upsampling:
-            feat_stride = float((num_steps - 1) * self.feat_stride + self.num_frames) \
-                / self.max_seq_len
-            num_frames = feat_stride
-        else:
-            if num_steps > self.max_seq_len:
-                raise ValueError(f"video '{video['id']}' has {num_steps} fixed-length features, "
-                                 f"more than max_seq_len {self.max_seq_len}")
-            seq_len = self.max_seq_len if self.force_upsampling else num_steps
-            feat_stride = video["duration"] * video["fps"] / seq_len
-            num_frames = feat_stride
+        feats, feat_stride, num_frames = anet_feature_grid(
+            feats, self.feat_stride, self.num_frames, self.downsample_rate, self.max_seq_len,
+            self.force_upsampling, video["duration"], video["fps"], video["id"])
         feat_offset = 0.5 * num_frames / feat_stride
 
-        feats = torch.from_numpy(np.ascontiguousarray(feats.transpose()))  # (C, T)
-        if self.force_upsampling and feats.shape[-1] != self.max_seq_len:
-            feats = F.interpolate(feats.unsqueeze(0), size=self.max_seq_len, mode="linear",
-                                  align_corners=False).squeeze(0)
-
+        feats = resize_features(torch.from_numpy(np.ascontiguousarray(feats.transpose())),
+                                self.max_seq_len if self.force_upsampling else None)
         item = self._make_item(video, feats, feat_stride, num_frames, feat_offset)
         if self.is_training and item["segments"] is not None:
             item = self._sanitise_segments(item, feat_offset)
