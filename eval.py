@@ -3,7 +3,8 @@
 As the original (REFERENCE.md §7.8): ``CKPT`` is a ``*.pth.tar`` file or an experiment folder
 (then ``epoch_<N>.pth.tar`` with ``-epoch N``, else the lexicographically last ``*.pth.tar``);
 the EMA weights are evaluated; ``--saveonly`` writes ``eval_results.pkl`` beside the
-checkpoint instead of computing the mAP. New: ``--device``, ``--num-workers``; the checkpoint
+checkpoint instead of computing the mAP. New: ``--device``, ``--num-workers``, ``--eval-mode``
+(the official ActivityNet / EPIC / Ego4D metric definitions, docs/metrics.md); the checkpoint
 is read with ``weights_only=True`` onto the CPU; under ``torchrun`` every process infers a shard
 of the videos and rank 0 evaluates the gathered results (same mAP as one process).
 """
@@ -46,6 +47,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                              "CPU when no GPU is available)")
     parser.add_argument("--num-workers", default=None, type=int,
                         help="data loading workers per process (default: loader.num_workers)")
+    parser.add_argument("--eval-mode", default="upstream",
+                        choices=("upstream", "anet_official", "epic_official", "ego4d_official"),
+                        help="metric definition: 'upstream' reproduces the original's numbers "
+                             "(default); the official modes follow the benchmarks' own "
+                             "evaluators (docs/metrics.md)")
     return parser.parse_args(argv)
 
 
@@ -89,7 +95,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             from libs.evaluation import ANETdetection
             evaluator = ANETdetection(
                 val_dataset.json_file, val_dataset.split[0],
-                tiou_thresholds=val_dataset.get_attributes()["tiou_thresholds"])
+                tiou_thresholds=val_dataset.get_attributes()["tiou_thresholds"],
+                mode=args.eval_mode)
         else:
             output_file = os.devnull  # only rank 0 evaluates; the others just infer
     else:
