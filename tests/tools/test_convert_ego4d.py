@@ -1,0 +1,208 @@
+"""tools/convert_ego4d_trainval.py on a hand-made Ego4D Moment-Queries input (REFERENCE §8.1).
+
+Every expected number below is worked out by hand from the input written here:
+
+* clip_a1: frames 36..246 over 1.2..8.2 s -> fps 210 / 7 = 30; prepend 36 mod 16 = 4 frames
+  (0.1333 s); (214 - 32) mod 16 = 6 -> append 10 frames (0.3333 s); duration 7.4667 -> 7.47;
+  rows [(36 - 4) // 16, (246 + 10 - 32) // 16) = [2, 14). Actions: [2.0, 4.0] s ->
+  [2.0 - 1.2 + 0.1333, 4.0 - 1.2 + 0.1333] = [0.93, 2.93], frames [60 - 36 + 4, 120 - 36 + 4]
+  = [28, 88]; a 0.2 s action is dropped; a non-primary label is ignored; the second
+  annotator's [6.0, 7.5] -> [4.93, 6.43], frames [148, 193].
+* clip_a2: starts before the video (-0.1 s, frame -3) -> 0 s / frame 0; 60 frames over 2 s =
+  30 fps; no prepend; (60 - 32) mod 16 = 12 -> append 4; rows [0, 2); no action -> features
+  but no JSON entry.
+* clip_a3: 50 frames over 10 s = 5 fps < 10 -> skipped entirely.
+* clip_b1 (val): 100 frames over 3 s = 33.33 fps; append 16 - 4 = 12 frames = 0.36 s ->
+  duration 3.36; rows [0, 5); action [1.0, 2.5] s, frames [33, 83].
+* vid_c has no Omnivore file, vid_d no SlowFast file: both skipped with a message.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tools"))
+import convert_ego4d_trainval as conv  # noqa: E402
+
+LABEL_MAP = '000\tpour\n001\t"cut, slice"\n002\tstir\n'
+
+
+def _label(label, t0, t1, f0, f1, primary=True):
+    return {"label": label, "video_start_time": t0, "video_end_time": t1,
+            "video_start_frame": f0, "video_end_frame": f1, "primary": primary}
+
+
+def _clip(uid, s0, s1, f0, f1, annotations):
+    return {"clip_uid": uid, "video_start_sec": s0, "video_end_sec": s1,
+            "video_start_frame": f0, "video_end_frame": f1, "annotations": annotations}
+
+
+def _feats(rows: int, dim: int, base: float) -> torch.Tensor:
+    # row r holds base + r in every column: the saved slice shows which rows were taken
+    return torch.arange(rows, dtype=torch.float64)[:, None].repeat(1, dim) + base
+
+
+@pytest.fixture
+def ego4d_root(tmp_path) -> Path:
+    root = tmp_path / "ego4d"
+    (root / "annotations").mkdir(parents=True)
+    (root / "ego4d_label_map.txt").write_text(LABEL_MAP)
+    train = {"videos": [
+        {"video_uid": "vid_a", "split": "train", "clips": [
+            _clip("clip_a1", 1.2, 8.2, 36, 246, [
+                {"labels": [_label("pour", 2.0, 4.0, 60, 120),
+                            _label("stir", 5.0, 5.2, 150, 156),
+                            _label("stir", 3.0, 6.0, 90, 180, primary=False)]},
+                {"labels": [_label("cut, slice", 6.0, 7.5, 180, 225)]}]),
+            _clip("clip_a2", -0.1, 2.0, -3, 60, []),
+            _clip("clip_a3", 10.0, 20.0, 300, 350, [
+                {"labels": [_label("pour", 11.0, 12.0, 310, 320)]}]),
+        ]},
+        {"video_uid": "vid_c", "split": "train", "clips": [
+            _clip("clip_c1", 0.0, 2.0, 0, 60, [])]},
+    ]}
+    val = {"videos": [
+        {"video_uid": "vid_b", "split": "val", "clips": [
+            _clip("clip_b1", 0.0, 3.0, 0, 100, [
+                {"labels": [_label("stir", 1.0, 2.5, 33, 83)]}])]},
+        {"video_uid": "vid_d", "split": "val", "clips": [
+            _clip("clip_d1", 0.0, 2.0, 0, 60, [])]},
+    ]}
+    (root / "annotations" / "moments_train.json").write_text(json.dumps(train))
+    (root / "annotations" / "moments_val.json").write_text(json.dumps(val))
+    sf_dir = root / "features" / "slowfast8x8_r101_k400"
+    om_dir = root / "features" / "omnivore_video_swinl"
+    sf_dir.mkdir(parents=True)
+    om_dir.mkdir(parents=True)
+    torch.save(_feats(20, 4, 0.0), sf_dir / "vid_a.pt")
+    torch.save(_feats(20, 3, 100.0), om_dir / "vid_a.pt")
+    torch.save(_feats(8, 4, 0.0), sf_dir / "vid_b.pt")
+    torch.save(_feats(8, 3, 100.0), om_dir / "vid_b.pt")
+    torch.save(_feats(8, 4, 0.0), sf_dir / "vid_c.pt")  # no omnivore file
+    torch.save(_feats(8, 3, 100.0), om_dir / "vid_d.pt")  # no slowfast file
+    return root
+
+
+def _run(root: Path, messages=None):
+    log = messages.append if messages is not None else (lambda msg: None)
+    return conv.convert_ego4d(str(root / "ego4d_label_map.txt"), str(root / "annotations"),
+                              str(root / "features"), str(root / "features"),
+                              str(root / "annotations" / "ego4d.json"), log=log)
+
+
+EXPECTED_DATABASE = {
+    "clip_a1": {"subset": "training", "duration": 7.47, "fps": 30.0, "annotations": [
+        {"label": "pour", "segment": [0.93, 2.93], "segment(frames)": [28, 88], "label_id": 0},
+        {"label": "cut, slice", "segment": [4.93, 6.43], "segment(frames)": [148, 193],
+         "label_id": 1}]},
+    "clip_b1": {"subset": "validation", "duration": 3.36, "fps": 33.33, "annotations": [
+        {"label": "stir", "segment": [1.0, 2.5], "segment(frames)": [33, 83], "label_id": 2}]},
+}
+
+
+def test_align_clip_hand_values():
+    grid = conv.align_clip(_clip("a1", 1.2, 8.2, 36, 246, []))
+    assert grid["fps"] == pytest.approx(30.0)
+    assert (grid["prepend_frames"], grid["append_frames"]) == (4, 10)
+    assert grid["prepend_sec"] == pytest.approx(4 / 30) and grid["append_sec"] == \
+        pytest.approx(10 / 30)
+    assert grid["frames"] == 224 and grid["duration"] == pytest.approx(7.0 + 14 / 30)
+    assert (grid["first_row"], grid["end_row"]) == (2, 14)
+    # a clip already on the grid gets nothing added: frame 32, 32 + 16 * 4 frames
+    grid = conv.align_clip(_clip("x", 32 / 30, 128 / 30, 32, 128, []))
+    assert (grid["prepend_frames"], grid["append_frames"]) == (0, 0)
+    assert (grid["first_row"], grid["end_row"]) == (2, 6)
+    # fps outside [10, 100]
+    assert conv.align_clip(_clip("slow", 0.0, 10.0, 0, 50, [])) is None
+    assert conv.align_clip(_clip("fast", 0.0, 1.0, 0, 101, [])) is None
+    assert conv.align_clip(_clip("ok", 0.0, 1.0, 0, 100, [])) is not None
+
+
+def test_conversion_outputs(ego4d_root):
+    messages = []
+    result = _run(ego4d_root, messages)
+    written = json.loads((ego4d_root / "annotations" / "ego4d.json").read_text())
+    assert written == {"version": "v1", "database": EXPECTED_DATABASE}
+    assert list(written["database"]) == ["clip_a1", "clip_b1"]  # video, then clip order
+    assert result["database"] == EXPECTED_DATABASE
+    stats = result["stats"]
+    assert stats["clips_written"] == 3 and stats["clips_bad_fps"] == 1
+    assert stats["actions"] == 3 and stats["actions_too_short"] == 1
+    assert stats["videos_missing_features"] == 2 and stats["clips_without_actions"] == 1
+
+    sf = ego4d_root / "features" / "slowfast_features"
+    om = ego4d_root / "features" / "omnivore_features"
+    # written clips, by name; the fps-skipped clip and the skipped videos have no files
+    assert sorted(p.name for p in sf.iterdir()) == ["clip_a1.npy", "clip_a2.npy",
+                                                    "clip_b1.npy"]
+    assert sorted(p.name for p in om.iterdir()) == sorted(p.name for p in sf.iterdir())
+    # feature rows: row r of the full video holds r (slowfast) / 100 + r (omnivore)
+    for name, rows in (("clip_a1", range(2, 14)), ("clip_a2", range(0, 2)),
+                       ("clip_b1", range(0, 5))):
+        a_sf, a_om = np.load(sf / f"{name}.npy"), np.load(om / f"{name}.npy")
+        assert a_sf.dtype == np.float32 and a_om.dtype == np.float32
+        assert a_sf.shape == (len(rows), 4) and a_om.shape == (len(rows), 3)
+        np.testing.assert_array_equal(a_sf[:, 0], np.array(rows, dtype=np.float32))
+        np.testing.assert_array_equal(a_om[:, 2], 100 + np.array(rows, dtype=np.float32))
+
+    text = "\n".join(messages)
+    assert "vid_c" in text and "omnivore_video_swinl" in text and "vid_c.pt" in text
+    assert "vid_d" in text and "slowfast8x8_r101_k400" in text and "vid_d.pt" in text
+
+
+def test_cli_defaults_follow_the_original_layout(ego4d_root):
+    script = str(ROOT / "tools" / "convert_ego4d_trainval.py")
+    # run from the data folder with no arguments, as the original
+    proc = subprocess.run([sys.executable, script], cwd=ego4d_root, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    written = json.loads((ego4d_root / "annotations" / "ego4d.json").read_text())
+    assert written["database"] == EXPECTED_DATABASE
+    assert "skipping video vid_c" in proc.stdout
+    # the label map can live elsewhere
+    other = ego4d_root.parent / "maps" / "labels.txt"
+    other.parent.mkdir()
+    other.write_text("000\tpour\n001\tcut, slice\n002\tstir\n")  # unquoted works too
+    out_json = ego4d_root.parent / "out" / "ego4d.json"
+    assert conv.main(["--root", str(ego4d_root), "--label-map", str(other),
+                      "--out-json", str(out_json)]) == 0
+    assert json.loads(out_json.read_text())["database"] == EXPECTED_DATABASE
+
+
+def test_label_map_parsing(tmp_path):
+    path = tmp_path / "map.txt"
+    path.write_text('000\tpour\n\n001\t"cut, slice"\r\n002\tstir\n')
+    assert conv.read_label_map(str(path)) == {"pour": 0, "cut, slice": 1, "stir": 2}
+    path.write_text("000\tpour\n001 cut\n")
+    with pytest.raises(ValueError, match=r"map.txt:2: expected '<index><TAB><label>'"):
+        conv.read_label_map(str(path))
+    path.write_text("000\tpour\nabc\tstir\n")
+    with pytest.raises(ValueError, match=r"map.txt:2"):
+        conv.read_label_map(str(path))
+    path.write_text("000\tpour\n001\tpour\n")
+    with pytest.raises(ValueError, match="listed twice"):
+        conv.read_label_map(str(path))
+    with pytest.raises(FileNotFoundError, match="ego4d_label_map.md"):
+        conv.read_label_map(str(tmp_path / "none.txt"))
+
+
+def test_errors_name_the_problem(ego4d_root, capsys):
+    (ego4d_root / "ego4d_label_map.txt").write_text("000\tpour\n002\tstir\n")
+    with pytest.raises(ValueError, match=r"clip clip_a1: label 'cut, slice' is not in"):
+        _run(ego4d_root)
+    assert not (ego4d_root / "annotations" / "ego4d.json").exists()  # nothing half-written
+    (ego4d_root / "ego4d_label_map.txt").write_text(LABEL_MAP)
+    torch.save(_feats(4, 4, 0.0), ego4d_root / "features" / "slowfast8x8_r101_k400" /
+               "vid_b.pt")
+    with pytest.raises(ValueError, match=r"vid_b, clip clip_b1: needs feature rows \[0, 5\)"):
+        _run(ego4d_root)
+    (ego4d_root / "ego4d_label_map.txt").write_text("000\tpour\n1\n")
+    assert conv.main(["--root", str(ego4d_root)]) == 1
+    assert "ego4d_label_map.txt:2" in capsys.readouterr().err

@@ -1,0 +1,411 @@
+#!/usr/bin/env python
+"""Draws detections against the ground truth: one PNG timeline per video.
+
+    python tools/visualize.py RESULTS [--config CONFIG | --gt JSON] [--split NAME]
+        [--videos ID ...] [--topk 3] [--min-score 0.0] [--out-dir vis]
+
+Needs matplotlib, an optional extra: ``pip install matplotlib`` (or ``pip install -e .[vis]``).
+
+``RESULTS`` is either
+
+* an ``eval_results.pkl`` written by ``eval.py --saveonly`` (REFERENCE.md §7.8): a pickled
+  dict ``{'video-id': list of str (one per detection), 't-start': float32 array (seconds),
+  't-end': float32 array, 'label': int64 array (class ids), 'score': float32 array}``; or
+* an inference JSON written by ``tools/infer.py``: a list with one entry per video,
+  ``{"video_id": str, "fps": float (optional), "duration": float seconds (optional),
+  "detections": [{"start": s, "end": s, "label_id": int, "label": str, "score": float},
+  ...]}``, detections sorted by score, highest first.
+
+The ground truth (optional) comes from an ActivityNet-style annotation JSON (§2.3): ``--gt``,
+or the ``dataset.json_file`` of ``--config`` (paths relative to the current folder, as for
+train.py). Only videos of ``--split`` (default: the config's ``val_split``; with ``--gt``:
+every subset) are drawn, plus the videos of the results. Class names come from the infer
+JSON, else from the annotation JSON's ``label`` / ``label_id`` pairs, else ``class <id>``.
+For a class-agnostic ActivityNet config (``num_classes: 1``) every ground-truth action is
+shown as class 0, as the data set trains it.
+
+Per video the figure has, for every class that has a ground-truth action or a drawn
+detection, a ground-truth row (solid bars) and a detection row (the ``--topk`` highest-scoring
+detections of that class with score >= ``--min-score``; bar opacity grows with the score and
+the score is written on the bar). Overlapping bars of one row are spread over extra lanes.
+Colours are fixed per class id. The time axis is in seconds, up to the video duration (from
+the annotations or the infer JSON; otherwise the last segment end).
+
+From Python: ``visualize(results_path, gt_json=..., out_dir=...)`` returns the PNG paths.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import re
+import sys
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+__all__ = ["MissingMatplotlib", "load_detections", "load_ground_truth", "top_per_class",
+           "assign_lanes", "visualize", "main"]
+
+INSTALL_HINT = ("tools/visualize.py needs matplotlib, an optional extra. Install it with\n"
+                "    pip install matplotlib\n"
+                "(or `pip install -e .[vis]` from the repository root), then run it again.")
+RESULT_KEYS = ("video-id", "t-start", "t-end", "label", "score")
+
+Detection = Dict[str, Any]  # {"start", "end" (s), "label_id" (int), "label" (str|None), "score"}
+
+
+class MissingMatplotlib(ImportError):
+    """matplotlib is not installed; the message says how to install it."""
+
+
+def _pyplot():
+    """Imports matplotlib with a file-only backend (no display needed)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as err:
+        raise MissingMatplotlib(INSTALL_HINT) from err
+    return plt
+
+
+# ---------------------------------------------------------------------------------------------
+# inputs
+
+
+def load_detections(path: str) -> Tuple[Dict[str, List[Detection]], Dict[str, float]]:
+    """Reads ``eval_results.pkl`` or an infer JSON (formats in the module docstring).
+
+    Returns:
+        ``(detections, durations)``: per video id the detections sorted by score (highest
+        first), and the durations (seconds) the infer JSON gives.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is neither format, or lacks a key.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"results file not found: {path}")
+    dets: Dict[str, List[Detection]] = {}
+    durations: Dict[str, float] = {}
+    if path.endswith(".json"):
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        if not isinstance(data, list):
+            raise ValueError(f"{path}: expected a list of {{'video_id', 'detections'}} entries "
+                             f"(the output of tools/infer.py)")
+        for i, entry in enumerate(data):
+            if not isinstance(entry, dict) or "video_id" not in entry \
+                    or "detections" not in entry:
+                raise ValueError(f"{path}: entry {i} lacks 'video_id' or 'detections'")
+            vid = str(entry["video_id"])
+            if entry.get("duration") is not None:
+                durations[vid] = float(entry["duration"])
+            out = dets.setdefault(vid, [])
+            for j, d in enumerate(entry["detections"]):
+                missing = [k for k in ("start", "end", "label_id", "score") if k not in d]
+                if missing:
+                    raise ValueError(f"{path}: video {vid}, detection {j} lacks {missing}")
+                out.append({"start": float(d["start"]), "end": float(d["end"]),
+                            "label_id": int(d["label_id"]), "label": d.get("label"),
+                            "score": float(d["score"])})
+    else:
+        with open(path, "rb") as f:
+            data = pickle.load(f)
+        if not isinstance(data, dict) or any(k not in data for k in RESULT_KEYS):
+            raise ValueError(f"{path}: expected a pickled dict with keys {list(RESULT_KEYS)} "
+                             f"(eval.py --saveonly writes it) or an infer JSON (*.json)")
+        ids = list(data["video-id"])
+        cols = [np.asarray(data[k]).reshape(-1) for k in RESULT_KEYS[1:]]
+        if any(len(c) != len(ids) for c in cols):
+            raise ValueError(f"{path}: 'video-id' and the arrays have different lengths "
+                             f"({len(ids)} vs {[len(c) for c in cols]})")
+        for vid, start, end, label, score in zip(ids, *cols):
+            dets.setdefault(str(vid), []).append(
+                {"start": float(start), "end": float(end), "label_id": int(label),
+                 "label": None, "score": float(score)})
+    for out in dets.values():
+        out.sort(key=lambda d: -d["score"])  # stable: ties keep the file order
+    return dets, durations
+
+
+def load_ground_truth(json_file: str, split: Optional[Sequence[str]] = None,
+                      class_agnostic: bool = False
+                      ) -> Tuple[Dict[str, Dict[str, Any]], Dict[int, str]]:
+    """Ground truth of an ActivityNet-style annotation JSON (REFERENCE §2.3).
+
+    Args:
+        json_file: annotation file.
+        split: subsets to keep (compared lower-cased); ``None`` keeps every video.
+        class_agnostic: every action becomes class 0 (ActivityNet with ``num_classes: 1``).
+
+    Returns:
+        ``(videos, names)``: per video id ``{"duration": float or None, "actions":
+        [(start, end, label_id), ...]}`` (seconds), and class id -> name over all videos.
+    """
+    if not os.path.isfile(json_file):
+        raise FileNotFoundError(f"annotation file not found: {json_file}")
+    with open(json_file, encoding="utf-8") as f:
+        data = json.load(f)
+    if not isinstance(data, dict) or not isinstance(data.get("database"), dict):
+        raise ValueError(f"{json_file}: expected {{'database': {{video id: ...}}}}")
+    keep = None if split is None else {s.lower() for s in split}
+    names: Dict[int, str] = {}
+    videos: Dict[str, Dict[str, Any]] = {}
+    for vid, video in data["database"].items():
+        acts = video.get("annotations") or []
+        for act in acts:
+            if "label_id" in act and "label" in act:
+                names[int(act["label_id"])] = str(act["label"])
+        if keep is not None and str(video.get("subset", "")).lower() not in keep:
+            continue
+        actions = [(float(a["segment"][0]), float(a["segment"][1]),
+                    0 if class_agnostic else int(a["label_id"])) for a in acts]
+        duration = video.get("duration")
+        videos[vid] = {"duration": None if duration is None else float(duration),
+                       "actions": actions}
+    if class_agnostic:
+        names = {0: "action"}
+    return videos, names
+
+
+# ---------------------------------------------------------------------------------------------
+# layout (no matplotlib needed)
+
+
+def top_per_class(dets: Sequence[Detection], topk: int, min_score: float = 0.0
+                  ) -> List[Detection]:
+    """The ``topk`` highest-scoring detections of each class with ``score >= min_score``.
+
+    Args:
+        dets: detections of one video, in any order.
+        topk: per class; ``<= 0`` keeps all.
+        min_score: score floor.
+
+    Returns:
+        The kept detections, by class id, then by score (highest first).
+    """
+    by_class: Dict[int, List[Detection]] = {}
+    for d in sorted(dets, key=lambda d: -d["score"]):
+        if d["score"] < min_score:
+            continue
+        kept = by_class.setdefault(d["label_id"], [])
+        if topk <= 0 or len(kept) < topk:
+            kept.append(d)
+    return [d for c in sorted(by_class) for d in by_class[c]]
+
+
+def assign_lanes(intervals: Sequence[Tuple[float, float]]) -> List[int]:
+    """Lane index per interval so that intervals sharing a lane do not overlap.
+
+    Greedy by start time (earliest start first), each interval takes the lowest lane whose
+    last interval ended at or before its start; touching intervals share a lane.
+
+    Returns:
+        One lane index (0-based) per input interval, in input order.
+    """
+    order = sorted(range(len(intervals)), key=lambda i: (intervals[i][0], intervals[i][1]))
+    lane_end: List[float] = []
+    lanes = [0] * len(intervals)
+    for i in order:
+        start, end = intervals[i]
+        for lane, last in enumerate(lane_end):
+            if last <= start:
+                lanes[i] = lane
+                lane_end[lane] = end
+                break
+        else:
+            lanes[i] = len(lane_end)
+            lane_end.append(end)
+    return lanes
+
+
+def _safe_name(video_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", video_id) or "video"
+
+
+def _class_color(plt, label_id: int):
+    # tab20 holds 10 hues as (dark, light) pairs: classes 0-9 take the dark shades and 10-19
+    # the light ones, so neighbouring ids differ in hue; fixed per class across figures
+    c = label_id % 20
+    return plt.get_cmap("tab20")((2 * c) % 20 + c // 10)
+
+
+def plot_video(video_id: str, gt_actions: Sequence[Tuple[float, float, int]],
+               dets: Sequence[Detection], names: Dict[int, str], duration: Optional[float],
+               out_path: str, title_note: str = "", num_detections: Optional[int] = None
+               ) -> str:
+    """Draws one video's timeline (module docstring) and saves it as a PNG.
+
+    Args:
+        video_id: shown in the title.
+        gt_actions: ``(start, end, label_id)`` in seconds.
+        dets: the detections to draw (already selected), seconds.
+        names: class id -> name.
+        duration: seconds; ``None`` uses the last segment end.
+        out_path: PNG file to write.
+        title_note: appended to the title (e.g. the selection rule).
+        num_detections: all detections of the video before the selection (for the title).
+
+    Returns:
+        ``out_path``.
+    """
+    plt = _pyplot()
+    classes = sorted({a[2] for a in gt_actions} | {d["label_id"] for d in dets})
+    ends = [a[1] for a in gt_actions] + [d["end"] for d in dets]
+    t_max = duration if duration else (max(ends) if ends else 1.0)
+
+    # rows, top to bottom: per class the GT lanes then the detection lanes
+    rows: List[Tuple[str, int, List[Tuple[float, float, Optional[float]]]]] = []
+    for c in classes:
+        name = names.get(c, f"class {c}")
+        for kind, items in (("GT", [(a[0], a[1], None) for a in gt_actions if a[2] == c]),
+                            ("pred", [(d["start"], d["end"], d["score"])
+                                      for d in dets if d["label_id"] == c])):
+            lanes = assign_lanes([(s, e) for s, e, _ in items]) if items else []
+            for lane in range(max(lanes) + 1 if lanes else 1):
+                label = f"{name} ({c}) {kind}" if lane == 0 else ""
+                rows.append((label, c, [it for it, ln in zip(items, lanes) if ln == lane]))
+
+    height = 1.2 + 0.32 * max(len(rows), 1)
+    fig, ax = plt.subplots(figsize=(14, height))
+    for y, (label, c, items) in enumerate(rows):
+        color = _class_color(plt, c)
+        for start, end, score in items:
+            if score is None:  # ground truth: opaque with a dark edge
+                ax.barh(y, end - start, left=start, height=0.7, color=color,
+                        edgecolor="black", linewidth=0.8)
+            else:
+                ax.barh(y, max(end - start, 1e-9), left=start, height=0.7, color=color,
+                        alpha=0.3 + 0.7 * min(max(score, 0.0), 1.0), edgecolor=color,
+                        linewidth=0.8)
+                ax.text(start + (end - start) / 2, y, f"{score:.2f}", ha="center",
+                        va="center", fontsize=7, color="black", clip_on=True)
+    # separators between classes
+    for y in range(1, len(rows)):
+        if rows[y][1] != rows[y - 1][1]:
+            ax.axhline(y - 0.5, color="0.6", linewidth=0.6)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([r[0] for r in rows], fontsize=8)
+    ax.set_ylim(len(rows) - 0.5, -0.5)  # first class on top
+    ax.set_xlim(0, t_max)
+    ax.set_xlabel("time (s)")
+    ax.grid(axis="x", color="0.9", linewidth=0.6)
+    ax.set_axisbelow(True)
+    dur = f"{duration:.1f} s" if duration else "duration unknown"
+    shown = (f"{len(dets)} of {num_detections} detections shown" if num_detections is not None
+             else f"{len(dets)} detections")
+    ax.set_title(f"{video_id}  ({dur}; {len(gt_actions)} GT actions; {shown}{title_note})",
+                 fontsize=10)
+    if not rows:
+        ax.text(0.5, 0.5, "no ground truth and no detection", ha="center", va="center",
+                transform=ax.transAxes)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    fig.savefig(out_path, dpi=110)
+    plt.close(fig)
+    return out_path
+
+
+# ---------------------------------------------------------------------------------------------
+# driver
+
+
+def visualize(results_path: str, gt_json: Optional[str] = None, config: Optional[str] = None,
+              split: Optional[Sequence[str]] = None, videos: Optional[Sequence[str]] = None,
+              topk: int = 3, min_score: float = 0.0, out_dir: str = "vis",
+              log=print) -> List[str]:
+    """Writes one PNG per video to ``out_dir`` (module docstring) and returns their paths.
+
+    Args:
+        results_path: ``eval_results.pkl`` or infer JSON.
+        gt_json: annotation JSON with the ground truth (overrides ``config``).
+        config: a config whose ``dataset.json_file`` holds the ground truth.
+        split: subsets of the ground truth to show (default: config ``val_split``, or all).
+        videos: only these video ids (default: every video of the results and the split).
+        topk: detections per class and video; ``<= 0`` draws all.
+        min_score: detections below this score are not drawn.
+        out_dir: output folder (created).
+        log: progress messages.
+
+    Raises:
+        MissingMatplotlib: matplotlib is not installed (raised before any file is read).
+        FileNotFoundError, ValueError: unreadable inputs; an unknown ``videos`` id.
+    """
+    _pyplot()  # fail fast, before reading large inputs
+    dets, durations = load_detections(results_path)
+    gt: Dict[str, Dict[str, Any]] = {}
+    names: Dict[int, str] = {}
+    if config is not None and gt_json is None:
+        from libs.core import load_config  # only needed with --config
+        cfg = load_config(config)
+        gt_json = cfg["dataset"]["json_file"]
+        split = list(cfg["val_split"]) if split is None else split
+        agnostic = cfg["dataset_name"] == "anet" and cfg["dataset"]["num_classes"] == 1
+    else:
+        agnostic = False
+    if gt_json is not None:
+        gt, names = load_ground_truth(gt_json, split, class_agnostic=agnostic)
+    for vid_dets in dets.values():  # names written in an infer JSON win
+        for d in vid_dets:
+            if d["label"]:
+                names[d["label_id"]] = str(d["label"])
+    if videos:
+        unknown = [v for v in videos if v not in dets and v not in gt]
+        if unknown:
+            raise ValueError(f"video(s) {unknown} are neither in {results_path} nor in the "
+                             f"ground truth" + (f" of split {list(split)}" if split else ""))
+        chosen = list(videos)
+    else:
+        chosen = list(dict.fromkeys(list(gt) + list(dets)))
+    rule = f"; top {topk} per class" if topk > 0 else ""
+    rule += f", score >= {min_score:g}" if min_score > 0 else ""
+    paths = []
+    for vid in chosen:
+        video_gt = gt.get(vid, {"duration": None, "actions": []})
+        shown = top_per_class(dets.get(vid, []), topk, min_score)
+        duration = video_gt["duration"] or durations.get(vid)
+        out = os.path.join(out_dir, _safe_name(vid) + ".png")
+        paths.append(plot_video(vid, video_gt["actions"], shown, names, duration, out,
+                                title_note=rule, num_detections=len(dets.get(vid, []))))
+    log(f"wrote {len(paths)} PNG(s) to {out_dir}")
+    return paths
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("results", help="eval_results.pkl (eval.py --saveonly) or infer JSON")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--config", help="config whose dataset.json_file holds the ground truth")
+    src.add_argument("--gt", help="annotation JSON with the ground truth")
+    p.add_argument("--split", nargs="+", default=None,
+                   help="ground-truth subsets to draw (default: the config's val_split; "
+                        "with --gt: all)")
+    p.add_argument("--videos", nargs="+", default=None, help="only these video ids")
+    p.add_argument("--topk", type=int, default=3,
+                   help="detections drawn per class and video (<= 0: all; default 3)")
+    p.add_argument("--min-score", type=float, default=0.0,
+                   help="do not draw detections below this score (default 0)")
+    p.add_argument("--out-dir", default="vis", help="output folder (default: vis)")
+    args = p.parse_args(argv)
+    try:
+        visualize(args.results, gt_json=args.gt, config=args.config, split=args.split,
+                  videos=args.videos, topk=args.topk, min_score=args.min_score,
+                  out_dir=args.out_dir)
+    except MissingMatplotlib as err:
+        print(str(err), file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError, KeyError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
