@@ -1,13 +1,14 @@
 #!/usr/bin/env python
 """Converts Ego4D Moment-Queries annotations and full-video features into per-clip data.
 
-    python tools/convert_ego4d_trainval.py [--root DIR] [--label-map FILE] [--ann-dir DIR]
-        [--feat-dir DIR] [--out-feat-dir DIR] [--out-json FILE]
+    python tools/convert_ego4d_trainval.py [--input-dir DIR] [--output-dir DIR]
+        [--label-map FILE] [--ann-dir DIR] [--feat-dir DIR] [--out-feat-dir DIR]
+        [--out-json FILE]
 
 Behaviour: REFERENCE.md §8.1 (the original's ``tools/convert_ego4d_trainval.py``); the numbers
 it writes (clip fps, grid alignment, feature rows, segments, rounding) are the original's.
 
-Input layout (the original's, relative to ``--root``, default the current folder):
+Input layout (the original's, relative to ``--input-dir``, default the current folder):
 
 * ``ego4d_label_map.txt``: ``NNN<TAB>label`` per line (see tools/ego4d_label_map.md);
 * ``annotations/moments_train.json``, ``annotations/moments_val.json`` (official MQ files);
@@ -15,10 +16,13 @@ Input layout (the original's, relative to ``--root``, default the current folder
   ``features/omnivore_video_swinl/<video_uid>.pt``: full-video (T, C) feature tensors, one row
   per 16-frame step of 32-frame windows.
 
-Output: ``features/slowfast_features/<clip_uid>.npy`` and
-``features/omnivore_features/<clip_uid>.npy`` ((T, C) float32) and ``annotations/ego4d.json``
-(``{"version": "v1", "database": {clip_uid: {subset, duration, fps, annotations}}}``), the
-layout the ``ego4d`` configs read. EgoVLP features are obtained separately.
+Output (relative to ``--output-dir``, default the input folder, as the original):
+``features/slowfast_features/<clip_uid>.npy`` and ``features/omnivore_features/<clip_uid>.npy``
+((T, C) float32) and ``annotations/ego4d.json`` (``{"version": "v1", "database": {clip_uid:
+{subset, duration, fps, annotations}}}``). The ``ego4d`` configs read
+``data/ego4d/{slowfast,omnivore,egovlp}_features/`` and ``data/ego4d/annotations/ego4d.json``:
+``--output-dir data/ego4d --out-feat-dir data/ego4d`` writes exactly that layout. EgoVLP
+features are obtained separately.
 
 Algorithm per clip (constants: 32-frame windows, 16-frame stride):
 
@@ -282,30 +286,35 @@ def convert_ego4d(label_map_file: str, ann_dir: str, feat_dir: str, out_feat_dir
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--root", default=".",
-                   help="folder the other defaults are relative to (default: current folder)")
+    p.add_argument("--input-dir", "--root", dest="input_dir", default=".",
+                   help="folder holding ego4d_label_map.txt, annotations/ and features/ "
+                        "(default: current folder)")
+    p.add_argument("--output-dir", default=None,
+                   help="folder that receives features/ and annotations/ego4d.json "
+                        "(default: the input folder)")
     p.add_argument("--label-map", default=None,
-                   help="NNN<TAB>label file (default: ROOT/ego4d_label_map.txt)")
+                   help="NNN<TAB>label file (default: INPUT_DIR/ego4d_label_map.txt)")
     p.add_argument("--ann-dir", default=None,
                    help="folder of moments_train.json / moments_val.json "
-                        "(default: ROOT/annotations)")
+                        "(default: INPUT_DIR/annotations)")
     p.add_argument("--feat-dir", default=None,
                    help="folder of slowfast8x8_r101_k400/ and omnivore_video_swinl/ "
-                        "(default: ROOT/features)")
+                        "(default: INPUT_DIR/features)")
     p.add_argument("--out-feat-dir", default=None,
                    help="where slowfast_features/ and omnivore_features/ go "
-                        "(default: ROOT/features)")
+                        "(default: OUTPUT_DIR/features)")
     p.add_argument("--out-json", default=None,
-                   help="output annotation file (default: ROOT/annotations/ego4d.json)")
+                   help="output annotation file (default: OUTPUT_DIR/annotations/ego4d.json)")
     args = p.parse_args(argv)
-    root = args.root
+    src = args.input_dir
+    dst = args.output_dir or src
     try:
         convert_ego4d(
-            label_map_file=args.label_map or os.path.join(root, "ego4d_label_map.txt"),
-            ann_dir=args.ann_dir or os.path.join(root, "annotations"),
-            feat_dir=args.feat_dir or os.path.join(root, "features"),
-            out_feat_dir=args.out_feat_dir or os.path.join(root, "features"),
-            out_json=args.out_json or os.path.join(root, "annotations", "ego4d.json"))
+            label_map_file=args.label_map or os.path.join(src, "ego4d_label_map.txt"),
+            ann_dir=args.ann_dir or os.path.join(src, "annotations"),
+            feat_dir=args.feat_dir or os.path.join(src, "features"),
+            out_feat_dir=args.out_feat_dir or os.path.join(dst, "features"),
+            out_json=args.out_json or os.path.join(dst, "annotations", "ego4d.json"))
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -2,7 +2,9 @@
 """Draws detections against the ground truth: one PNG timeline per video.
 
     python tools/visualize.py RESULTS [--config CONFIG | --gt JSON] [--split NAME]
-        [--videos ID ...] [--topk 3] [--min-score 0.0] [--out-dir vis]
+        [--videos ID ... | --num-videos 10] [--topk 3] [--min-score 0.0] [--out-dir vis]
+
+(``--results RESULTS`` may be given instead of the positional argument.)
 
 Needs matplotlib, an optional extra: ``pip install matplotlib`` (or ``pip install -e .[vis]``).
 
@@ -19,7 +21,9 @@ Needs matplotlib, an optional extra: ``pip install matplotlib`` (or ``pip instal
 The ground truth (optional) comes from an ActivityNet-style annotation JSON (§2.3): ``--gt``,
 or the ``dataset.json_file`` of ``--config`` (paths relative to the current folder, as for
 train.py). Only videos of ``--split`` (default: the config's ``val_split``; with ``--gt``:
-every subset) are drawn, plus the videos of the results. Class names come from the infer
+every subset) are candidates, plus the videos of the results; ``--videos`` picks some by id,
+otherwise the first ``--num-videos`` (ground-truth order, then result-only videos) are drawn.
+Class names come from the infer
 JSON, else from the annotation JSON's ``label`` / ``label_id`` pairs, else ``class <id>``.
 For a class-agnostic ActivityNet config (``num_classes: 1``) every ground-truth action is
 shown as class 0, as the data set trains it.
@@ -27,9 +31,10 @@ shown as class 0, as the data set trains it.
 Per video the figure has, for every class that has a ground-truth action or a drawn
 detection, a ground-truth row (solid bars) and a detection row (the ``--topk`` highest-scoring
 detections of that class with score >= ``--min-score``; bar opacity grows with the score and
-the score is written on the bar). Overlapping bars of one row are spread over extra lanes.
-Colours are fixed per class id. The time axis is in seconds, up to the video duration (from
-the annotations or the infer JSON; otherwise the last segment end).
+the score is written on the bar, or next to a narrow one). Overlapping bars of one row are
+spread over extra lanes. Colours are fixed per class id; a legend names the classes drawn.
+The time axis is in seconds, up to the video duration (from the annotations or the infer
+JSON; otherwise the last segment end).
 
 From Python: ``visualize(results_path, gt_json=..., out_dir=...)`` returns the PNG paths.
 """
@@ -49,8 +54,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-__all__ = ["MissingMatplotlib", "load_detections", "load_ground_truth", "top_per_class",
-           "assign_lanes", "visualize", "main"]
+__all__ = ["MissingMatplotlib", "group_results", "load_detections", "load_ground_truth",
+           "top_per_class", "prepare_videos", "assign_lanes", "visualize", "main"]
 
 INSTALL_HINT = ("tools/visualize.py needs matplotlib, an optional extra. Install it with\n"
                 "    pip install matplotlib\n"
@@ -77,6 +82,39 @@ def _pyplot():
 
 # ---------------------------------------------------------------------------------------------
 # inputs
+
+
+def group_results(results: Dict[str, Any]) -> Dict[str, List[Detection]]:
+    """Groups an ``eval_results.pkl`` dict (REFERENCE §7.8) by video.
+
+    Args:
+        results: ``{'video-id': N ids, 't-start': (N,), 't-end': (N,), 'label': (N,),
+            'score': (N,)}``.
+
+    Returns:
+        Per video id (in order of first appearance) its detections ``{"start", "end",
+        "label_id", "label": None, "score"}``, sorted by score (highest first; ties keep the
+        input order).
+
+    Raises:
+        ValueError: a missing key, or columns of different lengths.
+    """
+    if not isinstance(results, dict) or any(k not in results for k in RESULT_KEYS):
+        raise ValueError(f"expected a dict with keys {list(RESULT_KEYS)} (eval.py --saveonly "
+                         f"writes it)")
+    ids = list(results["video-id"])
+    cols = [np.asarray(results[k]).reshape(-1) for k in RESULT_KEYS[1:]]
+    if any(len(c) != len(ids) for c in cols):
+        raise ValueError(f"'video-id' and the arrays have different lengths "
+                         f"({len(ids)} vs {[len(c) for c in cols]})")
+    dets: Dict[str, List[Detection]] = {}
+    for vid, start, end, label, score in zip(ids, *cols):
+        dets.setdefault(str(vid), []).append(
+            {"start": float(start), "end": float(end), "label_id": int(label),
+             "label": None, "score": float(score)})
+    for out in dets.values():
+        out.sort(key=lambda d: -d["score"])  # stable: ties keep the input order
+    return dets
 
 
 def load_detections(path: str) -> Tuple[Dict[str, List[Detection]], Dict[str, float]]:
@@ -118,18 +156,10 @@ def load_detections(path: str) -> Tuple[Dict[str, List[Detection]], Dict[str, fl
     else:
         with open(path, "rb") as f:
             data = pickle.load(f)
-        if not isinstance(data, dict) or any(k not in data for k in RESULT_KEYS):
-            raise ValueError(f"{path}: expected a pickled dict with keys {list(RESULT_KEYS)} "
-                             f"(eval.py --saveonly writes it) or an infer JSON (*.json)")
-        ids = list(data["video-id"])
-        cols = [np.asarray(data[k]).reshape(-1) for k in RESULT_KEYS[1:]]
-        if any(len(c) != len(ids) for c in cols):
-            raise ValueError(f"{path}: 'video-id' and the arrays have different lengths "
-                             f"({len(ids)} vs {[len(c) for c in cols]})")
-        for vid, start, end, label, score in zip(ids, *cols):
-            dets.setdefault(str(vid), []).append(
-                {"start": float(start), "end": float(end), "label_id": int(label),
-                 "label": None, "score": float(score)})
+        try:
+            dets = group_results(data)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}; or give an infer JSON (*.json)") from None
     for out in dets.values():
         out.sort(key=lambda d: -d["score"])  # stable: ties keep the file order
     return dets, durations
@@ -199,6 +229,53 @@ def top_per_class(dets: Sequence[Detection], topk: int, min_score: float = 0.0
         if topk <= 0 or len(kept) < topk:
             kept.append(d)
     return [d for c in sorted(by_class) for d in by_class[c]]
+
+
+def prepare_videos(dets: Dict[str, List[Detection]], gt: Dict[str, Dict[str, Any]],
+                   durations: Optional[Dict[str, float]] = None,
+                   videos: Optional[Sequence[str]] = None, num_videos: int = 10,
+                   topk: int = 3, min_score: float = 0.0) -> List[Dict[str, Any]]:
+    """What to draw, per video (no I/O, no matplotlib).
+
+    Args:
+        dets: per video id its detections (``group_results`` / ``load_detections``).
+        gt: per video id ``{"duration", "actions": [(start, end, label_id), ...]}``
+            (``load_ground_truth``); may be empty.
+        durations: per video id a duration (seconds) to use when the ground truth has none.
+        videos: these ids, in this order (each must be in ``dets`` or ``gt``).
+        num_videos: without ``videos``, the first this many of the ground-truth videos followed
+            by the result-only videos; ``<= 0`` takes all.
+        topk: detections kept per class (``top_per_class``); ``<= 0`` keeps all.
+        min_score: detections below this score are dropped.
+
+    Returns:
+        One dict per video: ``{"video_id", "duration" (seconds or None), "gt" (actions),
+        "detections" (kept, by class then score), "num_detections" (before selection)}``.
+
+    Raises:
+        ValueError: an id of ``videos`` that is in neither ``dets`` nor ``gt``.
+    """
+    durations = durations or {}
+    if videos:
+        unknown = [v for v in videos if v not in dets and v not in gt]
+        if unknown:
+            raise ValueError(f"video(s) {unknown} are neither in the results nor in the "
+                             f"ground truth")
+        chosen = list(dict.fromkeys(videos))
+    else:
+        chosen = list(dict.fromkeys(list(gt) + list(dets)))
+        if num_videos > 0:
+            chosen = chosen[:num_videos]
+    out = []
+    for vid in chosen:
+        video_gt = gt.get(vid, {"duration": None, "actions": []})
+        vid_dets = dets.get(vid, [])
+        out.append({"video_id": vid,
+                    "duration": video_gt["duration"] or durations.get(vid),
+                    "gt": list(video_gt["actions"]),
+                    "detections": top_per_class(vid_dets, topk, min_score),
+                    "num_detections": len(vid_dets)})
+    return out
 
 
 def assign_lanes(intervals: Sequence[Tuple[float, float]]) -> List[int]:
@@ -285,12 +362,22 @@ def plot_video(video_id: str, gt_actions: Sequence[Tuple[float, float, int]],
                 ax.barh(y, max(end - start, 1e-9), left=start, height=0.7, color=color,
                         alpha=0.3 + 0.7 * min(max(score, 0.0), 1.0), edgecolor=color,
                         linewidth=0.8)
-                ax.text(start + (end - start) / 2, y, f"{score:.2f}", ha="center",
-                        va="center", fontsize=7, color="black", clip_on=True)
+                if end - start >= 0.04 * t_max:  # wide enough: score on the bar
+                    ax.text(start + (end - start) / 2, y, f"{score:.2f}", ha="center",
+                            va="center", fontsize=7, color="black", clip_on=True)
+                else:  # next to it
+                    ax.text(end + 0.003 * t_max, y, f"{score:.2f}", ha="left",
+                            va="center", fontsize=7, color="black", clip_on=True)
     # separators between classes
     for y in range(1, len(rows)):
         if rows[y][1] != rows[y - 1][1]:
             ax.axhline(y - 0.5, color="0.6", linewidth=0.6)
+    if classes:  # one legend entry per class drawn, in class-id order
+        from matplotlib.patches import Patch
+        handles = [Patch(facecolor=_class_color(plt, c), edgecolor="black", linewidth=0.5,
+                         label=f"{c}: {names.get(c, f'class {c}')}") for c in classes]
+        ax.legend(handles=handles, title="classes", loc="upper left",
+                  bbox_to_anchor=(1.005, 1.0), fontsize=8, title_fontsize=8, frameon=False)
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels([r[0] for r in rows], fontsize=8)
     ax.set_ylim(len(rows) - 0.5, -0.5)  # first class on top
@@ -308,7 +395,7 @@ def plot_video(video_id: str, gt_actions: Sequence[Tuple[float, float, int]],
                 transform=ax.transAxes)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    fig.savefig(out_path, dpi=110)
+    fig.savefig(out_path, dpi=110, bbox_inches="tight")  # keeps the outside legend
     plt.close(fig)
     return out_path
 
@@ -319,8 +406,8 @@ def plot_video(video_id: str, gt_actions: Sequence[Tuple[float, float, int]],
 
 def visualize(results_path: str, gt_json: Optional[str] = None, config: Optional[str] = None,
               split: Optional[Sequence[str]] = None, videos: Optional[Sequence[str]] = None,
-              topk: int = 3, min_score: float = 0.0, out_dir: str = "vis",
-              log=print) -> List[str]:
+              num_videos: int = 10, topk: int = 3, min_score: float = 0.0,
+              out_dir: str = "vis", log=print) -> List[str]:
     """Writes one PNG per video to ``out_dir`` (module docstring) and returns their paths.
 
     Args:
@@ -328,7 +415,8 @@ def visualize(results_path: str, gt_json: Optional[str] = None, config: Optional
         gt_json: annotation JSON with the ground truth (overrides ``config``).
         config: a config whose ``dataset.json_file`` holds the ground truth.
         split: subsets of the ground truth to show (default: config ``val_split``, or all).
-        videos: only these video ids (default: every video of the results and the split).
+        videos: only these video ids.
+        num_videos: without ``videos``, how many videos (``prepare_videos``); ``<= 0``: all.
         topk: detections per class and video; ``<= 0`` draws all.
         min_score: detections below this score are not drawn.
         out_dir: output folder (created).
@@ -356,31 +444,30 @@ def visualize(results_path: str, gt_json: Optional[str] = None, config: Optional
         for d in vid_dets:
             if d["label"]:
                 names[d["label_id"]] = str(d["label"])
-    if videos:
-        unknown = [v for v in videos if v not in dets and v not in gt]
-        if unknown:
-            raise ValueError(f"video(s) {unknown} are neither in {results_path} nor in the "
-                             f"ground truth" + (f" of split {list(split)}" if split else ""))
-        chosen = list(videos)
-    else:
-        chosen = list(dict.fromkeys(list(gt) + list(dets)))
+    try:
+        plan = prepare_videos(dets, gt, durations, videos, num_videos, topk, min_score)
+    except ValueError as err:
+        where = f" of split {list(split)}" if split else ""
+        raise ValueError(f"{err} ({results_path}; ground truth: {gt_json or 'none'}{where})"
+                         ) from None
     rule = f"; top {topk} per class" if topk > 0 else ""
     rule += f", score >= {min_score:g}" if min_score > 0 else ""
     paths = []
-    for vid in chosen:
-        video_gt = gt.get(vid, {"duration": None, "actions": []})
-        shown = top_per_class(dets.get(vid, []), topk, min_score)
-        duration = video_gt["duration"] or durations.get(vid)
-        out = os.path.join(out_dir, _safe_name(vid) + ".png")
-        paths.append(plot_video(vid, video_gt["actions"], shown, names, duration, out,
-                                title_note=rule, num_detections=len(dets.get(vid, []))))
+    for item in plan:
+        out = os.path.join(out_dir, _safe_name(item["video_id"]) + ".png")
+        paths.append(plot_video(item["video_id"], item["gt"], item["detections"], names,
+                                item["duration"], out, title_note=rule,
+                                num_detections=item["num_detections"]))
     log(f"wrote {len(paths)} PNG(s) to {out_dir}")
     return paths
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("results", help="eval_results.pkl (eval.py --saveonly) or infer JSON")
+    p.add_argument("results", nargs="?", default=None,
+                   help="eval_results.pkl (eval.py --saveonly) or infer JSON")
+    p.add_argument("--results", dest="results_opt", default=None, metavar="RESULTS",
+                   help="the same, as an option")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--config", help="config whose dataset.json_file holds the ground truth")
     src.add_argument("--gt", help="annotation JSON with the ground truth")
@@ -388,16 +475,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="ground-truth subsets to draw (default: the config's val_split; "
                         "with --gt: all)")
     p.add_argument("--videos", nargs="+", default=None, help="only these video ids")
+    p.add_argument("--num-videos", type=int, default=10,
+                   help="without --videos: draw the first N videos (<= 0: all; default 10)")
     p.add_argument("--topk", type=int, default=3,
                    help="detections drawn per class and video (<= 0: all; default 3)")
     p.add_argument("--min-score", type=float, default=0.0,
                    help="do not draw detections below this score (default 0)")
     p.add_argument("--out-dir", default="vis", help="output folder (default: vis)")
     args = p.parse_args(argv)
+    if (args.results is None) == (args.results_opt is None):
+        p.error("give the results file once: RESULTS or --results RESULTS")
     try:
-        visualize(args.results, gt_json=args.gt, config=args.config, split=args.split,
-                  videos=args.videos, topk=args.topk, min_score=args.min_score,
-                  out_dir=args.out_dir)
+        visualize(args.results or args.results_opt, gt_json=args.gt, config=args.config,
+                  split=args.split, videos=args.videos, num_videos=args.num_videos,
+                  topk=args.topk, min_score=args.min_score, out_dir=args.out_dir)
     except MissingMatplotlib as err:
         print(str(err), file=sys.stderr)
         return 2

@@ -176,6 +176,18 @@ def test_cli_defaults_follow_the_original_layout(ego4d_root):
     assert json.loads(out_json.read_text())["database"] == EXPECTED_DATABASE
 
 
+def test_cli_input_and_output_folders(ego4d_root, tmp_path):
+    out = tmp_path / "converted"
+    assert conv.main(["--input-dir", str(ego4d_root), "--output-dir", str(out)]) == 0
+    assert json.loads((out / "annotations" / "ego4d.json").read_text()) == \
+        {"version": "v1", "database": EXPECTED_DATABASE}
+    a1 = np.load(out / "features" / "omnivore_features" / "clip_a1.npy")
+    np.testing.assert_array_equal(a1[:, 0], 100 + np.arange(2, 14, dtype=np.float32))
+    # nothing is written into the input folder
+    assert not (ego4d_root / "annotations" / "ego4d.json").exists()
+    assert not (ego4d_root / "features" / "slowfast_features").exists()
+
+
 def test_label_map_parsing(tmp_path):
     path = tmp_path / "map.txt"
     path.write_text('000\tpour\n\n001\t"cut, slice"\r\n002\tstir\n')

@@ -20,14 +20,17 @@ sys.path.insert(0, str(ROOT / "tools"))
 import visualize as vis  # noqa: E402
 
 
-def _pkl(tmp_path: Path) -> Path:
-    res = {"video-id": ["v1", "v1", "v2", "v1", "v1", "v1", "v1"],
+def _results() -> dict:
+    return {"video-id": ["v1", "v1", "v2", "v1", "v1", "v1", "v1"],
            "t-start": np.array([1.0, 2.0, 0.5, 3.0, 4.0, 5.0, 6.0], np.float32),
            "t-end": np.array([2.0, 3.0, 1.5, 4.0, 5.0, 6.0, 7.0], np.float32),
            "label": np.array([0, 0, 1, 0, 1, 0, 1], np.int64),
            "score": np.array([0.3, 0.9, 0.4, 0.5, 0.8, 0.1, 0.05], np.float32)}
+
+
+def _pkl(tmp_path: Path) -> Path:
     path = tmp_path / "eval_results.pkl"
-    path.write_bytes(pickle.dumps(res))
+    path.write_bytes(pickle.dumps(_results()))
     return path
 
 
@@ -73,7 +76,7 @@ def test_load_infer_json(tmp_path):
 def test_bad_result_files(tmp_path):
     bad = tmp_path / "bad.pkl"
     bad.write_bytes(pickle.dumps({"video-id": ["a"], "t-start": [1.0]}))
-    with pytest.raises(ValueError, match=r"bad.pkl: expected a pickled dict with keys"):
+    with pytest.raises(ValueError, match=r"bad.pkl: expected a dict with keys"):
         vis.load_detections(str(bad))
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"video_id": "a"}))
@@ -97,6 +100,48 @@ def test_top_per_class_and_min_score(tmp_path):
     assert vis.top_per_class(dets["v1"], topk=3, min_score=0.95) == []
 
 
+def test_group_results_hand_built_dict():
+    dets = vis.group_results(_results())
+    assert list(dets) == ["v1", "v2"]  # first appearance
+    # v1 rows 1, 4, 3, 0, 5, 6 by score; each row's start/end/label kept together
+    assert [(d["start"], d["end"], d["label_id"]) for d in dets["v1"]] == [
+        (2.0, 3.0, 0), (4.0, 5.0, 1), (3.0, 4.0, 0), (1.0, 2.0, 0), (5.0, 6.0, 0),
+        (6.0, 7.0, 1)]
+    assert dets["v2"] == [{"start": 0.5, "end": 1.5, "label_id": 1, "label": None,
+                           "score": pytest.approx(0.4)}]
+    res = _results()
+    res["score"] = res["score"][:3]
+    with pytest.raises(ValueError, match=r"different lengths \(7 vs \[7, 7, 7, 3\]\)"):
+        vis.group_results(res)
+    del res["label"]
+    with pytest.raises(ValueError, match="expected a dict with keys"):
+        vis.group_results(res)
+
+
+def test_prepare_videos_selection():
+    dets = vis.group_results(_results())
+    gt = {"g1": {"duration": 30.0, "actions": [(1.0, 2.0, 2)]},
+          "v1": {"duration": 10.0, "actions": [(2.0, 3.0, 0), (4.0, 5.0, 1)]}}
+    plan = vis.prepare_videos(dets, gt, {"v2": 12.0}, num_videos=0, topk=1, min_score=0.0)
+    # ground-truth videos first (g1 has no detection), then the result-only video v2
+    assert [p["video_id"] for p in plan] == ["g1", "v1", "v2"]
+    g1, v1, v2 = plan
+    assert g1 == {"video_id": "g1", "duration": 30.0, "gt": [(1.0, 2.0, 2)],
+                  "detections": [], "num_detections": 0}
+    # top-1 per class: class 0 -> 0.9 [2, 3], class 1 -> 0.8 [4, 5]
+    assert [(d["label_id"], d["start"]) for d in v1["detections"]] == [(0, 2.0), (1, 4.0)]
+    assert v1["num_detections"] == 6 and v1["duration"] == 10.0 and len(v1["gt"]) == 2
+    assert v2["duration"] == 12.0 and v2["gt"] == []  # duration from the infer JSON
+    # the first N videos; explicit ids in the given order; min-score
+    assert [p["video_id"] for p in vis.prepare_videos(dets, gt, num_videos=2)] == ["g1", "v1"]
+    plan = vis.prepare_videos(dets, gt, videos=["v2", "v1"], num_videos=1, topk=0,
+                              min_score=0.45)
+    assert [p["video_id"] for p in plan] == ["v2", "v1"]
+    assert plan[0]["detections"] == [] and len(plan[1]["detections"]) == 3  # 0.9, 0.8, 0.5
+    with pytest.raises(ValueError, match=r"\['nope'\] are neither in the results"):
+        vis.prepare_videos(dets, gt, videos=["nope"])
+
+
 def test_assign_lanes():
     # (5, 9) starts where (0, 5) ends: same lane; (3, 8) overlaps both: second lane
     assert vis.assign_lanes([(0, 5), (3, 8), (5, 9), (10, 12)]) == [0, 1, 0, 0]
@@ -112,6 +157,13 @@ def test_load_ground_truth(tmp_path):
     gt, names = vis.load_ground_truth(str(_gt_json(tmp_path)), None, class_agnostic=True)
     assert len(gt) == 3 and names == {0: "action"}
     assert {a[2] for v in gt.values() for a in v["actions"]} == {0}
+
+
+def test_missing_matplotlib_via_sys_modules(tmp_path, monkeypatch):
+    # a None entry in sys.modules makes `import matplotlib` raise ImportError
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(vis.MissingMatplotlib, match="pip install matplotlib"):
+        vis.visualize(str(_pkl(tmp_path)), out_dir=str(tmp_path / "out"))
 
 
 def test_missing_matplotlib_says_how_to_install(tmp_path, monkeypatch, capsys):
@@ -150,3 +202,10 @@ def test_png_per_video(tmp_path, capsys):
     assert (out / "v2.png").is_file()
     assert vis.main([str(_pkl(tmp_path)), "--videos", "nope", "--out-dir", str(out)]) == 1
     assert "['nope'] are neither in" in capsys.readouterr().err
+    # --results as an option, and --num-videos: only the first of v1, v2
+    other = tmp_path / "other"
+    assert vis.main(["--results", str(_pkl(tmp_path)), "--num-videos", "1",
+                     "--out-dir", str(other)]) == 0
+    assert sorted(p.name for p in other.iterdir()) == ["v1.png"]
+    with pytest.raises(SystemExit):
+        vis.main([str(_pkl(tmp_path)), "--results", str(_pkl(tmp_path))])
