@@ -7,16 +7,18 @@ The loaders read an ActivityNet-style JSON (REFERENCE.md §2.3):
 
 * ``anet``: BSN's ``anet_anno_action.json`` (video → ``duration_second``, ``annotations``
   [{segment, label}]) + ``video_info_new.csv`` (subset, fps) + ``action_name.csv`` (the 200
-  class names; ``label_id`` = row index). Video ids keep their ``v_`` prefix unless
-  ``--strip-prefix`` is given (the anet configs use ``file_prefix: v_`` with bare ids).
+  class names; ``label_id`` = row index). Video ids lose their ``v_`` prefix, because the
+  anet configs use ``file_prefix: v_`` with bare ids (``--keep-prefix`` keeps it). Test
+  videos (no annotations) get ``annotations: []``. The anet configs use ``num_classes: 1``
+  (every label becomes 0), so the 200 class ids matter only for other settings.
 * ``epic``: ``EPIC_100_<split>.csv`` rows (start/stop ``HH:MM:SS.ff`` timestamps,
   ``verb_class`` / ``noun_class``) + ``EPIC_100_video_info.csv`` (duration, fps) +
   ``EPIC_100_{verb,noun}_classes.csv`` (names); one JSON per task (``--task verb|noun``) with
   ``subset`` set to ``--subset`` (e.g. validation).
 
 Examples:
-    python tools/convert_annotations.py anet ../shared/data/anet1.3 out/anet1.3.json
-    python tools/convert_annotations.py epic ../shared/data/epic100 out/epic_verb.json \
+    python tools/convert_annotations.py anet path/to/anet1.3 out/anet1.3.json
+    python tools/convert_annotations.py epic path/to/epic100 out/epic_verb.json \
         --task verb --subset validation
 """
 from __future__ import annotations
@@ -36,16 +38,35 @@ def _read_csv(path: str):
         return list(csv.DictReader(f))
 
 
+def _read_json(path: str) -> Any:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"annotation file not found: {path}")
+    with open(path, encoding="utf-8") as f:
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: malformed JSON at line {err.lineno}, column "
+                             f"{err.colno}: {err.msg}") from None
+
+
 def _timestamp_to_sec(text: str) -> float:
     hours, minutes, seconds = text.split(":")
     return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
 
 
-def convert_anet(folder: str, strip_prefix: bool = False,
+def convert_anet(folder: str, strip_prefix: bool = True,
                  max_videos: Optional[int] = None) -> Dict[str, Any]:
-    """ActivityNet 1.3 (BSN redistribution) → loader JSON; subsets from video_info_new.csv."""
-    with open(os.path.join(folder, "anet_anno_action.json"), encoding="utf-8") as f:
-        annos = json.load(f)
+    """ActivityNet 1.3 (BSN redistribution) → loader JSON; subsets from video_info_new.csv.
+
+    Args:
+        folder: folder with anet_anno_action.json, video_info_new.csv, action_name.csv.
+        strip_prefix: drop the ``v_`` of the video ids (the configs' ``file_prefix`` adds it).
+        max_videos: stop after this many videos (JSON order), e.g. for quick tests.
+
+    Returns:
+        ``{"version", "database": {id: {subset, duration, fps, annotations}}}``.
+    """
+    annos = _read_json(os.path.join(folder, "anet_anno_action.json"))
     info = {row["video"]: row for row in _read_csv(os.path.join(folder, "video_info_new.csv"))}
     names = [row["action"] for row in _read_csv(os.path.join(folder, "action_name.csv"))]
     label_ids = {name: i for i, name in enumerate(names)}
@@ -72,7 +93,18 @@ def convert_anet(folder: str, strip_prefix: bool = False,
 
 def convert_epic(folder: str, task: str = "verb", split_csv: str = "EPIC_100_validation.csv",
                  subset: str = "validation") -> Dict[str, Any]:
-    """EPIC-Kitchens-100 split CSV → loader JSON for the verb or noun task."""
+    """EPIC-Kitchens-100 split CSV → loader JSON for the verb or noun task.
+
+    Args:
+        folder: folder with the split CSV, EPIC_100_video_info.csv and the class CSVs.
+        task: ``verb`` (97 classes) or ``noun`` (300 classes).
+        split_csv: the split's narration file.
+        subset: the ``subset`` written for every video (the configs select ``validation``).
+
+    Returns:
+        ``{"version", "database": {video_id: {subset, duration, fps, annotations}}}``, videos
+        in order of first appearance, segments in seconds.
+    """
     if task not in ("verb", "noun"):
         raise ValueError(f"task must be 'verb' or 'noun', got '{task}'")
     rows = _read_csv(os.path.join(folder, split_csv))
@@ -91,6 +123,9 @@ def convert_epic(folder: str, task: str = "verb", split_csv: str = "EPIC_100_val
                                   "duration": float(info[video_id]["duration"]),
                                   "fps": float(info[video_id]["fps"]), "annotations": []}
         label_id = int(row[f"{task}_class"])
+        if label_id not in classes:
+            raise KeyError(f"{split_csv}: narration '{row['narration_id']}' has {task}_class "
+                           f"{label_id}, not in EPIC_100_{task}_classes.csv")
         database[video_id]["annotations"].append({
             "label": classes[label_id], "label_id": label_id,
             "segment": [_timestamp_to_sec(row["start_timestamp"]),
@@ -111,13 +146,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("dataset", choices=("anet", "epic"))
     p.add_argument("folder", help="folder with the public annotation files")
     p.add_argument("out_json", help="output annotation JSON")
-    p.add_argument("--strip-prefix", action="store_true", help="anet: drop the v_ of ids")
+    p.add_argument("--keep-prefix", action="store_true",
+                   help="anet: keep the v_ of the video ids (then use file_prefix: ~)")
     p.add_argument("--task", default="verb", choices=("verb", "noun"), help="epic task")
     p.add_argument("--split-csv", default="EPIC_100_validation.csv", help="epic split file")
     p.add_argument("--subset", default="validation", help="epic: subset name to write")
     args = p.parse_args(argv)
     if args.dataset == "anet":
-        data = convert_anet(args.folder, strip_prefix=args.strip_prefix)
+        data = convert_anet(args.folder, strip_prefix=not args.keep_prefix)
     else:
         data = convert_epic(args.folder, args.task, args.split_csv, args.subset)
     write_json(data, args.out_json)

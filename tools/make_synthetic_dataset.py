@@ -2,32 +2,45 @@
 """Writes a synthetic action-localization data set in the original on-disk layout.
 
 The output is what every dataset class reads (REFERENCE.md §2.3, §2.4): an ActivityNet-style
-annotation JSON plus one (T, C) float32 feature file per video, so any config can point at it.
+annotation JSON (``<out>/annotations/<name>.json``) plus one (T, C) float32 feature file per
+video, so any dataset config can point at it. Deterministic for a seed.
 
 Two modes:
 
 * fully synthetic (default): ``--videos`` videos of ``--min-len``..``--max-len`` feature steps
-  with 1..``--max-actions`` actions of ``--classes`` classes each;
+  with 1..``--max-actions`` actions (``--min-action-len``..``--max-action-len`` steps) of
+  ``--classes`` classes each; the last ``--test-fraction`` of the videos form the test subset.
+  Subsets are named like THUMOS14's (``Validation`` for training, ``Test``), see
+  ``--train-subset`` / ``--test-subset``; every class occurs in the training subset.
 * ``--from-json FILE``: features for every video of an existing annotation file (e.g. the real
-  THUMOS14 one), with ``T = round(duration * fps / feat_stride)`` steps like real features and
-  the file's actions placed at their annotated times. The annotation file is copied unchanged.
+  THUMOS14 one, or a file written by tools/convert_annotations.py), with
+  ``T = round(duration * fps / feat_stride)`` steps like real features (``fps``: ``--fps`` when
+  given, as a config's ``default_fps``; else the video's own) and the file's actions placed at
+  their annotated times. The annotation file is copied unchanged, or restricted to
+  ``--subsets`` / the first ``--max-videos`` videos.
 
-How the features carry the actions: each class has a random prototype direction; inside an
-action the prototype is added with an envelope that ramps up and down over a few steps (soft
-boundaries) and a random per-action strength; everything is buried in Gaussian noise plus a
-slowly drifting background, and a few "distractor" bursts of a class prototype are placed
-outside actions. ``--noise`` sets the difficulty: a small model learns to localise the
-actions well above chance but not perfectly.
+Signal model (per video, vectorised NumPy): each class has a random prototype direction of
+norm ``0.5 * sqrt(dim)`` (per-channel amplitude ~0.5). Inside an action the prototype is added
+with an envelope whose sigmoid ramps have a width of ``--ramp`` steps (soft boundaries) and a
+random strength in [0.7, 1.3]. Everything is buried in i.i.d. Gaussian noise of std ``--noise``
+(the difficulty knob; ``--difficulty`` is an alias) plus a slowly drifting background, and
+``--distractors`` short bursts of a random class prototype at half strength are placed anywhere
+in each video (false-positive bait). A small model learns to localise the actions well above
+chance but not perfectly; raise ``--noise`` (or ``--ramp``, ``--distractors``) to make it harder.
 
-Seconds and grid steps follow the datasets' convention: feature ``i`` is centred at frame
-``i * feat_stride + num_frames / 2``.
+Seconds and grid steps follow the datasets' convention (REFERENCE §2.5): feature ``i`` is
+centred at frame ``i * feat_stride + num_frames / 2``.
 
-Formats (``--format``): ``npy`` (one ``<prefix><id>.npy`` per video; thumos/anet/ego4d),
-``npz`` (array ``feats``; epic), ``h5`` (one HDF5 file, dataset ``<prefix><id>``; anet),
-``ego4d`` (the channels split over several folders, one ``.npy`` per video in each).
+Formats (``--format``): ``npy`` (one ``<prefix><id>.npy`` per video in ``features/``;
+thumos/anet/ego4d), ``npz`` (array ``feats``; epic), ``h5`` (one ``features.hdf5``, dataset
+``<prefix><id>``; anet), ``ego4d`` (the channels split over ``--ego4d-splits`` folders
+``features_<i>/``, one ``.npy`` per video in each; point ``feat_folder`` at the list and
+``input_dim`` at their sum, or the list for multi-input projection).
 
-Example:
+Examples:
     python tools/make_synthetic_dataset.py data/synthetic --videos 120 --classes 5 --dim 64
+    python tools/make_synthetic_dataset.py data/thumos_syn --dim 2048 \
+        --from-json ../shared/data/thumos14/thumos14.json
 """
 from __future__ import annotations
 
@@ -40,38 +53,72 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 FORMATS = ("npy", "npz", "h5", "ego4d")
+DEFAULT_FPS = 30.0  # fully synthetic mode, when --fps is not given
 
 
-def _envelope(num_steps: int, start: float, end: float, ramp: float) -> np.ndarray:
-    """A soft box over [start, end] (grid units): sigmoid ramps of width ``ramp``."""
-    t = np.arange(num_steps, dtype=np.float64)
+def _envelope(t: np.ndarray, start: float, end: float, ramp: float) -> np.ndarray:
+    """A soft box over [start, end] (grid units) at steps ``t``: sigmoid ramps of width ``ramp``."""
     width = max(ramp, 1e-3)
     rise = 1.0 / (1.0 + np.exp(np.clip(-(t - start) / width, -60.0, 60.0)))
     fall = 1.0 / (1.0 + np.exp(np.clip((t - end) / width, -60.0, 60.0)))
     return rise * fall
 
 
+def _add_burst(activation: np.ndarray, label: int, start: float, end: float, ramp: float,
+               strength: float) -> None:
+    """Adds ``strength * envelope`` to column ``label`` of the (T, K) activation, in place.
+
+    Only the steps within 40 ramp widths of the box are touched: the envelope is below
+    1e-17 further out, i.e. nothing a float32 feature can show.
+    """
+    num_steps = activation.shape[0]
+    reach = 40.0 * max(ramp, 1e-3)
+    lo = max(int(np.floor(start - reach)), 0)
+    hi = min(int(np.ceil(end + reach)) + 1, num_steps)
+    if hi <= lo:
+        return
+    t = np.arange(lo, hi, dtype=np.float64)
+    activation[lo:hi, label] += strength * _envelope(t, start, end, ramp)
+
+
 def synthesise_features(num_steps: int, actions: Sequence[Dict[str, float]],
                         prototypes: np.ndarray, rng: np.random.Generator, noise: float,
                         ramp: float = 1.5, distractors: int = 1) -> np.ndarray:
-    """(T, C) float32 features with class signal inside ``actions`` (grid-unit start/end/label)."""
-    dim = prototypes.shape[1]
+    """(T, C) float32 features with class signal inside ``actions``.
+
+    Args:
+        num_steps: T.
+        actions: dicts with ``start``, ``end`` (grid units, may lie outside [0, T)) and
+            ``label`` (row of ``prototypes``).
+        prototypes: (K, C) class directions.
+        rng: the generator (draw order: noise, drift, one strength per action, then four
+            numbers per distractor).
+        noise: std of the i.i.d. Gaussian noise.
+        ramp: width of the soft boundaries, in steps.
+        distractors: class bursts (2-6 steps, half strength) placed anywhere.
+
+    Returns:
+        (T, C) float32 array.
+    """
+    num_classes, dim = prototypes.shape
     feats = rng.normal(0.0, noise, size=(num_steps, dim))
     # slowly drifting background shared by all channels of a video
     drift = np.cumsum(rng.normal(0.0, 0.05, size=(num_steps, 1)), axis=0)
     feats += drift * rng.normal(0.0, 1.0, size=(1, dim)) * 0.2
+    # per-class activations (T, K), then one (T, K) x (K, C) product for all actions
+    activation = np.zeros((num_steps, num_classes), dtype=np.float64)
     for act in actions:
         strength = rng.uniform(0.7, 1.3)
-        env = _envelope(num_steps, act["start"], act["end"], ramp)
-        feats += strength * env[:, None] * prototypes[int(act["label"])][None, :]
+        _add_burst(activation, int(act["label"]), act["start"], act["end"], ramp, strength)
     for _ in range(distractors):
         if num_steps < 4:
             break
         centre = rng.uniform(0, num_steps)
         width = rng.uniform(1.0, 3.0)
-        label = rng.integers(len(prototypes))
-        env = _envelope(num_steps, centre - width, centre + width, ramp)
-        feats += rng.uniform(0.3, 0.6) * env[:, None] * prototypes[label][None, :]
+        label = int(rng.integers(num_classes))
+        _add_burst(activation, label, centre - width, centre + width, ramp,
+                   rng.uniform(0.3, 0.6))
+    feats += activation @ prototypes
     return feats.astype(np.float32)
 
 
@@ -99,12 +146,14 @@ class _Writer:
         self.ego4d_splits = ego4d_splits
         self.h5 = None
         if fmt == "h5":
-            import h5py
+            import h5py  # only for this format
 
             os.makedirs(out_dir, exist_ok=True)
             self.feat_path = os.path.join(out_dir, "features.hdf5")
             self.h5 = h5py.File(self.feat_path, "w")
         elif fmt == "ego4d":
+            if ego4d_splits < 1:
+                raise ValueError(f"ego4d_splits must be >= 1, got {ego4d_splits}")
             self.feat_path = [os.path.join(out_dir, f"features_{i}") for i in range(ego4d_splits)]
             for folder in self.feat_path:
                 os.makedirs(folder, exist_ok=True)
@@ -153,69 +202,160 @@ def _random_actions(num_steps: int, max_actions: int, min_len: float, max_len: f
     return sorted(actions, key=lambda a: a["start"])
 
 
+def _check_options(num_videos: int, num_classes: int, dim: int, min_len: int, max_len: int,
+                   max_actions: int, min_action_len: float, max_action_len: float,
+                   test_fraction: float, noise: float) -> None:
+    problems = []
+    if num_videos < 1 or num_classes < 1 or dim < 1 or max_actions < 1:
+        problems.append("videos, classes, dim and max_actions must be >= 1")
+    if not 4 <= min_len <= max_len:
+        problems.append(f"need 4 <= min_len <= max_len, got {min_len}, {max_len}")
+    if not 0 < min_action_len <= max_action_len:
+        problems.append(f"need 0 < min_action_len <= max_action_len, got {min_action_len}, "
+                        f"{max_action_len}")
+    if not 0.0 <= test_fraction < 1.0:
+        problems.append(f"test_fraction must be in [0, 1), got {test_fraction}")
+    if noise < 0:
+        problems.append(f"noise must be >= 0, got {noise}")
+    if problems:
+        raise ValueError("make_synthetic_dataset: " + "; ".join(problems))
+
+
+def _synthetic_database(writer: _Writer, rng: np.random.Generator, *, num_videos: int,
+                        num_classes: int, dim: int, min_len: int, max_len: int,
+                        max_actions: int, min_action_len: float, max_action_len: float,
+                        overlap: float, noise: float, ramp: float, distractors: int,
+                        fps: float, feat_stride: float, num_frames: float,
+                        test_fraction: float, train_subset: str, test_subset: str):
+    class_names = [f"action_{k}" for k in range(num_classes)]
+    protos = _prototypes(num_classes, dim, rng)
+    num_test = int(round(num_videos * test_fraction))
+    database: Dict[str, Any] = {}
+    for v in range(num_videos):
+        subset = test_subset if v >= num_videos - num_test else train_subset
+        video_id = f"video_{subset.lower()}_{v:05d}"
+        num_steps = int(rng.integers(min_len, max_len + 1))
+        acts = _random_actions(num_steps, max_actions, min_action_len, max_action_len,
+                               num_classes, overlap, rng, first_label=v % num_classes)
+        writer.write(video_id, synthesise_features(num_steps, acts, protos, rng, noise,
+                                                   ramp=ramp, distractors=distractors))
+        duration = _grid_to_sec(num_steps, fps, feat_stride, num_frames)
+
+        def sec(grid: float) -> float:
+            return round(_grid_to_sec(grid, fps, feat_stride, num_frames), 3)
+
+        database[video_id] = {
+            "subset": subset, "duration": round(duration, 3), "fps": fps,
+            "annotations": [{"label": class_names[a["label"]], "label_id": a["label"],
+                             "segment": [sec(a["start"]), sec(a["end"])]} for a in acts]}
+    return database, class_names
+
+
+def _database_from_json(writer: _Writer, rng: np.random.Generator, source: Dict[str, Any],
+                        from_json: str, *, dim: int, noise: float, ramp: float,
+                        distractors: int, fps: Optional[float], feat_stride: float,
+                        num_frames: float):
+    labels: Dict[int, str] = {}
+    for video_id, video in source.items():
+        for act in video.get("annotations") or []:
+            if not isinstance(act.get("label_id"), int) or act["label_id"] < 0:
+                raise ValueError(f"{from_json}: video '{video_id}' has an annotation without a "
+                                 f"non-negative integer 'label_id': {act}")
+            labels[act["label_id"]] = act.get("label", f"class_{act['label_id']}")
+    num_classes = max(labels) + 1 if labels else 1
+    class_names = [labels.get(k, f"class_{k}") for k in range(num_classes)]
+    protos = _prototypes(num_classes, dim, rng)
+    for video_id, video in source.items():
+        video_fps = fps if fps is not None else video.get("fps")
+        if video_fps is None or "duration" not in video:
+            raise ValueError(f"{from_json}: video '{video_id}' needs 'duration' and 'fps' (or "
+                             "pass fps=/--fps) to size its features")
+        num_steps = max(1, int(round(video["duration"] * video_fps / feat_stride)))
+        acts = [{"start": _sec_to_grid(a["segment"][0], video_fps, feat_stride, num_frames),
+                 "end": _sec_to_grid(a["segment"][1], video_fps, feat_stride, num_frames),
+                 "label": a["label_id"]} for a in video.get("annotations") or []]
+        writer.write(video_id, synthesise_features(num_steps, acts, protos, rng, noise,
+                                                   ramp=ramp, distractors=distractors))
+    return class_names
+
+
 def make_synthetic_dataset(out_dir: str, *, num_videos: int = 100, num_classes: int = 5,
                            dim: int = 64, min_len: int = 200, max_len: int = 800,
                            max_actions: int = 4, min_action_len: float = 4.0,
                            max_action_len: float = 60.0, overlap: float = 0.1,
-                           noise: float = 1.0, fps: float = 30.0, feat_stride: int = 4,
-                           num_frames: int = 16, test_fraction: float = 0.3,
+                           noise: float = 1.0, ramp: float = 1.5, distractors: int = 1,
+                           fps: Optional[float] = None, feat_stride: float = 4,
+                           num_frames: float = 16, test_fraction: float = 0.3,
                            train_subset: str = "Validation", test_subset: str = "Test",
                            fmt: str = "npy", prefix: str = "", ego4d_splits: int = 2,
-                           from_json: Optional[str] = None, seed: int = 0,
+                           from_json: Optional[str] = None,
+                           subsets: Optional[Sequence[str]] = None,
+                           max_videos: Optional[int] = None, seed: int = 0,
                            json_name: str = "synthetic.json") -> Dict[str, Any]:
-    """Writes the data set and returns a summary (paths, counts, class names).
+    """Writes the data set and returns a summary.
 
     Deterministic for a seed. See the module docstring for the layout and the signal model.
+    Options of one mode are ignored by the other (``num_videos``, lengths, actions, subsets
+    names: synthetic; ``subsets``, ``max_videos``: from_json).
+
+    Args:
+        out_dir: output folder (``annotations/`` and the features are created in it).
+        fps: synthetic mode: fps of every video (default 30). ``from_json`` mode: as a
+            config's ``default_fps``, overrides the videos' own fps for sizing the features.
+        feat_stride, num_frames: the feature grid (frames per step, frames per feature).
+        from_json: annotation file whose videos get features (the second mode).
+        subsets: from_json mode: keep only videos whose lower-cased subset is listed.
+        max_videos: from_json mode: keep only the first N videos (after ``subsets``).
+        json_name: synthetic mode: name of the annotation file (from_json keeps the source's).
+        others: see ``--help``.
+
+    Returns:
+        ``{'json_file', 'feat_folder' (str, or list of folders for 'ego4d'), 'num_videos',
+        'class_names', 'input_dim' (int, or the per-folder list for 'ego4d')}``.
     """
     rng = np.random.default_rng(seed)
+    os.makedirs(out_dir, exist_ok=True)
+    if from_json is None:
+        _check_options(num_videos, num_classes, dim, min_len, max_len, max_actions,
+                       min_action_len, max_action_len, test_fraction, noise)
+    else:
+        with open(from_json, "r", encoding="utf-8") as f:
+            data = json.load(f)
+        source = data["database"]
+        if subsets is not None:
+            wanted = {s.lower() for s in subsets}
+            source = {k: v for k, v in source.items()
+                      if str(v.get("subset", "")).lower() in wanted}
+        if max_videos is not None:
+            source = dict(list(source.items())[:max_videos])
+        if not source:
+            raise ValueError(f"{from_json}: no video left to synthesise (subsets={subsets}, "
+                             f"max_videos={max_videos})")
+        data = dict(data, database=source)
+        json_name = os.path.basename(from_json)
+
     writer = _Writer(out_dir, fmt, prefix, ego4d_splits)
-    ann_dir = os.path.join(out_dir, "annotations")
-    os.makedirs(ann_dir, exist_ok=True)
-    database: Dict[str, Any] = {}
     try:
         if from_json is None:
-            class_names = [f"action_{k}" for k in range(num_classes)]
-            protos = _prototypes(num_classes, dim, rng)
-            num_test = int(round(num_videos * test_fraction))
-            for v in range(num_videos):
-                subset = test_subset if v >= num_videos - num_test else train_subset
-                video_id = f"video_{subset.lower()}_{v:05d}"
-                num_steps = int(rng.integers(min_len, max_len + 1))
-                acts = _random_actions(num_steps, max_actions, min_action_len, max_action_len,
-                                       num_classes, overlap, rng, first_label=v % num_classes)
-                writer.write(video_id, synthesise_features(num_steps, acts, protos, rng, noise))
-                duration = _grid_to_sec(num_steps, fps, feat_stride, num_frames)
-                database[video_id] = {
-                    "subset": subset, "duration": round(duration, 3), "fps": fps,
-                    "annotations": [{
-                        "label": class_names[a["label"]], "label_id": a["label"],
-                        "segment": [round(_grid_to_sec(a["start"], fps, feat_stride,
-                                                       num_frames), 3),
-                                    round(_grid_to_sec(a["end"], fps, feat_stride,
-                                                       num_frames), 3)]}
-                        for a in acts]}
+            database, class_names = _synthetic_database(
+                writer, rng, num_videos=num_videos, num_classes=num_classes, dim=dim,
+                min_len=min_len, max_len=max_len, max_actions=max_actions,
+                min_action_len=min_action_len, max_action_len=max_action_len,
+                overlap=overlap, noise=noise, ramp=ramp, distractors=distractors,
+                fps=DEFAULT_FPS if fps is None else fps, feat_stride=feat_stride,
+                num_frames=num_frames, test_fraction=test_fraction,
+                train_subset=train_subset, test_subset=test_subset)
             data = {"version": f"synthetic-seed{seed}", "database": database}
         else:
-            with open(from_json, "r", encoding="utf-8") as f:
-                data = json.load(f)
-            source = data["database"]
-            labels = {a["label_id"]: a["label"] for v in source.values()
-                      for a in v.get("annotations") or []}
-            class_names = [labels.get(k, f"class_{k}") for k in range(max(labels) + 1)]
-            protos = _prototypes(len(class_names), dim, rng)
-            for video_id, video in source.items():
-                video_fps = fps if "fps" not in video else video["fps"]
-                num_steps = max(1, int(round(video["duration"] * video_fps / feat_stride)))
-                acts = [{"start": _sec_to_grid(a["segment"][0], video_fps, feat_stride,
-                                               num_frames),
-                         "end": _sec_to_grid(a["segment"][1], video_fps, feat_stride,
-                                             num_frames),
-                         "label": a["label_id"]} for a in video.get("annotations") or []]
-                writer.write(video_id, synthesise_features(num_steps, acts, protos, rng, noise))
-            json_name = os.path.basename(from_json)
+            class_names = _database_from_json(
+                writer, rng, data["database"], from_json, dim=dim, noise=noise, ramp=ramp,
+                distractors=distractors, fps=fps, feat_stride=feat_stride,
+                num_frames=num_frames)
     finally:
         writer.close()
 
+    ann_dir = os.path.join(out_dir, "annotations")
+    os.makedirs(ann_dir, exist_ok=True)
     json_path = os.path.join(ann_dir, json_name)
     tmp = json_path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
@@ -240,10 +380,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--max-action-len", type=float, default=60.0, help="grid steps")
     p.add_argument("--overlap", type=float, default=0.1,
                    help="probability of accepting an overlapping action")
-    p.add_argument("--noise", type=float, default=1.0, help="noise level (difficulty)")
-    p.add_argument("--fps", type=float, default=30.0)
-    p.add_argument("--feat-stride", type=int, default=4)
-    p.add_argument("--num-frames", type=int, default=16)
+    p.add_argument("--noise", "--difficulty", dest="noise", type=float, default=1.0,
+                   help="std of the Gaussian noise (class signal ~0.5 per channel)")
+    p.add_argument("--ramp", type=float, default=1.5, help="soft-boundary width (steps)")
+    p.add_argument("--distractors", type=int, default=1, help="false-positive bursts / video")
+    p.add_argument("--fps", type=float, default=None,
+                   help="synthetic: fps of the videos (default 30); --from-json: overrides "
+                        "the videos' fps, like a config's default_fps")
+    p.add_argument("--feat-stride", type=float, default=4)
+    p.add_argument("--num-frames", type=float, default=16)
     p.add_argument("--test-fraction", type=float, default=0.3)
     p.add_argument("--train-subset", default="Validation")
     p.add_argument("--test-subset", default="Test")
@@ -252,6 +397,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--ego4d-splits", type=int, default=2, help="folders for --format ego4d")
     p.add_argument("--from-json", default=None,
                    help="synthesise features for every video of this annotation file")
+    p.add_argument("--subsets", nargs="+", default=None,
+                   help="--from-json: keep only these subsets")
+    p.add_argument("--max-videos", type=int, default=None,
+                   help="--from-json: keep only the first N videos")
     p.add_argument("--json-name", default="synthetic.json")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
@@ -259,11 +408,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args.out_dir, num_videos=args.videos, num_classes=args.classes, dim=args.dim,
         min_len=args.min_len, max_len=args.max_len, max_actions=args.max_actions,
         min_action_len=args.min_action_len, max_action_len=args.max_action_len,
-        overlap=args.overlap, noise=args.noise, fps=args.fps, feat_stride=args.feat_stride,
-        num_frames=args.num_frames, test_fraction=args.test_fraction,
-        train_subset=args.train_subset, test_subset=args.test_subset, fmt=args.format,
-        prefix=args.prefix, ego4d_splits=args.ego4d_splits, from_json=args.from_json,
-        seed=args.seed, json_name=args.json_name)
+        overlap=args.overlap, noise=args.noise, ramp=args.ramp, distractors=args.distractors,
+        fps=args.fps, feat_stride=args.feat_stride, num_frames=args.num_frames,
+        test_fraction=args.test_fraction, train_subset=args.train_subset,
+        test_subset=args.test_subset, fmt=args.format, prefix=args.prefix,
+        ego4d_splits=args.ego4d_splits, from_json=args.from_json, subsets=args.subsets,
+        max_videos=args.max_videos, seed=args.seed, json_name=args.json_name)
     print(f"wrote {summary['num_videos']} videos: {summary['json_file']}, features in "
           f"{summary['feat_folder']} (input_dim {summary['input_dim']})")
     return 0

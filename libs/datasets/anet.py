@@ -13,8 +13,11 @@ Differs from the base:
   end, kept when at least ``trunc_thresh`` of them lies inside, clamped at the end).
 
 New: when sanitising removes every segment of a training video, the item has empty (0, 2)
-segments and (0,) labels instead of crashing (it then contributes negatives only). A missing
-``.npy`` feature file is reported when the data set is built.
+segments and (0,) labels instead of crashing (the video then contributes negatives only;
+``truncate_feats`` still crops it, drawing the same random numbers it draws for a video whose
+crops all miss the actions). Missing features (``.npy`` files, or dataset names in the HDF5
+file) are reported, all in one error, when the data set is built; h5py is imported only for
+the HDF5 format.
 """
 from __future__ import annotations
 
@@ -77,6 +80,7 @@ class ActivityNetDataset(FeatureDataset):
     dataset_name = "ActivityNet 1.3"
     tiou_thresholds = np.linspace(0.5, 0.95, 10)
     require_duration = True
+    skip_missing_features = False  # the original crashes when the item is read
 
     @property
     def _is_hdf5(self) -> bool:
@@ -88,12 +92,19 @@ class ActivityNetDataset(FeatureDataset):
                              f"but dataset.num_classes is {self.num_classes} (use 1 for "
                              "class-agnostic proposals)")
 
-    def _keep_video(self, video_id: str) -> bool:
-        if not self._is_hdf5:
-            path = self._feature_path(video_id)
-            if not os.path.exists(path):
-                raise FileNotFoundError(f"feature file of video '{video_id}' not found: {path}")
-        return True
+    def _has_features(self, video_id: str) -> bool:
+        if self._is_hdf5:
+            return self.file_prefix + video_id in self._hdf5_keys()
+        return super()._has_features(video_id)
+
+    def _hdf5_keys(self) -> frozenset:
+        """Dataset names of the HDF5 feature file, read once (no feature data is read)."""
+        if getattr(self, "_h5_keys", None) is None:
+            import h5py  # only needed for this format
+
+            with h5py.File(self.feat_folder, "r") as h5:
+                self._h5_keys = frozenset(h5.keys())
+        return self._h5_keys
 
     def _annotations(self, video: Dict[str, Any]) -> List[Dict[str, Any]]:
         return remove_duplicate_annotations(video.get("annotations") or [])

@@ -6,11 +6,21 @@ converts action boundaries from seconds to the feature grid. Subclasses (thumos1
 epic_kitchens.py, ego4d.py) hold only what differs: the class-count rule, which videos are
 skipped, how features are read, and (ActivityNet) the resizing.
 
-Items are identical to the original's for the same files and seeds. What is new is checking:
-a missing file, a malformed JSON, an empty split, a label outside ``num_classes``, features of
-the wrong width, stored transposed (C x T), empty or non-finite raise an error naming the file
-or video and what was expected. Segments that extend past a video's duration are kept as the
-original keeps them (the numbers stay identical); one warning per data set says how many.
+Items are identical to the original's for the same files and seeds. What is new is checking
+(cheap: file existence at construction, shape / finiteness of the array already loaded):
+a missing file, a malformed JSON, an empty split, a label id outside ``num_classes``,
+features of the wrong width, stored transposed (C x T), with zero steps or non-finite values
+raise an error naming the file or video and what was expected (REFERENCE §9 items 23, 24).
+
+Decisions that keep the original's numbers:
+
+* segments that extend past a video's duration (real THUMOS14 has some, e.g.
+  video_test_0000270) are NOT clipped: the original keeps them, and clipping would change the
+  training targets and the mAP; one warning per data set names the videos;
+* videos without feature files are skipped where the original skips them (thumos, ego4d), with
+  one summary warning; anet / epic, whose original crashes later, refuse to build instead;
+* a video without an ``annotations`` key is treated as having none (the original raises a
+  KeyError while building the label dictionary).
 """
 from __future__ import annotations
 
@@ -24,8 +34,13 @@ import torch
 from torch.utils.data import Dataset
 
 from .data_utils import truncate_feats
+from .types import VideoItem, VideoRecord
 
 __all__ = ["FeatureDataset", "read_annotation_json"]
+
+
+def _first_few(names: List[str], limit: int = 5) -> str:
+    return ", ".join(names[:limit]) + (" ..." if len(names) > limit else "")
 
 
 def read_annotation_json(json_file: str) -> Dict[str, Any]:
@@ -70,6 +85,10 @@ class FeatureDataset(Dataset):
     dataset_name: str = ""
     tiou_thresholds: np.ndarray = np.linspace(0.3, 0.7, 5)
     require_duration: bool = False
+    # True: a video of the split without features is skipped (thumos, ego4d, as the
+    # original); False: the data set refuses to build and lists them (anet, epic, whose
+    # original crashes at the first missing file during training)
+    skip_missing_features: bool = True
 
     def __init__(self, is_training: bool, split: Sequence[str], feat_folder: Any,
                  json_file: str, feat_stride: float, num_frames: float,
@@ -106,16 +125,26 @@ class FeatureDataset(Dataset):
         self._check_num_classes(self.label_dict)
         self.data_list = tuple(self._select_videos(database))
         if not self.data_list:
-            subsets = sorted({str(v.get("subset", "?")) for v in database.values()})
-            raise ValueError(f"{json_file}: no video of split {list(split)} "
-                             f"{'has a feature file' if database else 'exists'} "
-                             f"(subsets present: {', '.join(subsets) or 'none'}; the split "
-                             "is compared with the lower-cased 'subset')")
+            self._raise_empty_split(database)
         self.db_attributes = {
             "dataset_name": self.dataset_name,
-            "tiou_thresholds": self.tiou_thresholds,
+            "tiou_thresholds": np.array(self.tiou_thresholds),  # a copy per data set
             "empty_label_ids": self._empty_label_ids(),
         }
+
+    def _raise_empty_split(self, database: Dict[str, Any]) -> None:
+        in_split = [k for k, v in database.items()
+                    if str(v.get("subset", "")).lower() in self.split]
+        if in_split:
+            raise FileNotFoundError(
+                f"{self.json_file}: none of the {len(in_split)} video(s) of split "
+                f"{list(self.split)} has its feature file (expected e.g. "
+                f"{self._describe_path(in_split[0])}); check dataset.feat_folder, "
+                "file_prefix and file_ext")
+        subsets = sorted({str(v.get("subset", "?")) for v in database.values()})
+        raise ValueError(f"{self.json_file}: no video of split {list(self.split)} (subsets "
+                         f"present: {', '.join(subsets) or 'none, the database is empty'}; "
+                         "the split is compared with the lower-cased 'subset')")
 
     # ------------------------------------------------------------------ subclass hooks
     def _check_feat_folder(self) -> None:
@@ -130,9 +159,9 @@ class FeatureDataset(Dataset):
     def _empty_label_ids(self) -> List[int]:
         return []
 
-    def _keep_video(self, video_id: str) -> bool:
-        """False skips the video silently (the original skips THUMOS videos without features)."""
-        return True
+    def _has_features(self, video_id: str) -> bool:
+        """Whether the feature file(s) of a video exist (a cheap check: no file is read)."""
+        return os.path.exists(self._feature_path(video_id))
 
     def _annotations(self, video: Dict[str, Any]) -> List[Dict[str, Any]]:
         return video.get("annotations") or []
@@ -158,13 +187,15 @@ class FeatureDataset(Dataset):
                 label_dict[act["label"]] = act["label_id"]
         return label_dict
 
-    def _select_videos(self, database: Dict[str, Any]) -> List[Dict[str, Any]]:
-        videos = []
+    def _select_videos(self, database: Dict[str, Any]) -> List[VideoRecord]:
+        videos: List[VideoRecord] = []
         past_duration: List[str] = []
+        skipped: List[str] = []
         for video_id, video in database.items():
             if str(video.get("subset", "")).lower() not in self.split:
                 continue
-            if not self._keep_video(video_id):
+            if not self._has_features(video_id):
+                skipped.append(video_id)
                 continue
             if self.default_fps is not None:
                 fps = self.default_fps
@@ -184,15 +215,27 @@ class FeatureDataset(Dataset):
             if segments is not None and (segments[:, 1] > duration).any():
                 past_duration.append(video_id)
             videos.append(self._video_record(video_id, video, fps, duration, segments, labels))
+        # one summary warning / error per data set, never one per video
+        if skipped and not self.skip_missing_features:
+            raise FileNotFoundError(
+                f"{self.json_file}: {len(skipped)} video(s) of split {list(self.split)} have "
+                f"no feature file ({_first_few(skipped)}; expected e.g. "
+                f"{self._describe_path(skipped[0])})")
+        if skipped and videos:  # (no video at all: the empty-split error says more)
+            warnings.warn(f"{self.json_file}: {len(skipped)} video(s) of split "
+                          f"{list(self.split)} skipped: no feature file "
+                          f"({_first_few(skipped)}; expected e.g. "
+                          f"{self._describe_path(skipped[0])})", stacklevel=4)
         if past_duration:
-            shown = ", ".join(past_duration[:5]) + (" ..." if len(past_duration) > 5 else "")
             warnings.warn(f"{self.json_file}: {len(past_duration)} video(s) of split "
                           f"{list(self.split)} have segments ending after the video's duration "
-                          f"({shown}); they are kept unchanged, as the original keeps them",
-                          stacklevel=3)
+                          f"({_first_few(past_duration)}); they are kept unchanged, as the "
+                          "original keeps them", stacklevel=4)
         return videos
 
-    def _video_record(self, video_id, video, fps, duration, segments, labels) -> Dict[str, Any]:
+    def _video_record(self, video_id: str, video: Dict[str, Any], fps: float, duration: float,
+                      segments: Optional[np.ndarray], labels: Optional[np.ndarray]
+                      ) -> VideoRecord:
         return {"id": video_id, "fps": fps, "duration": duration, "segments": segments,
                 "labels": labels}
 
@@ -259,7 +302,7 @@ class FeatureDataset(Dataset):
             raise ValueError(f"features of video '{video_id}' ({path}) contain NaN or inf "
                              f"values at {bad} time step(s)")
 
-    def __getitem__(self, idx: int) -> Dict[str, Any]:
+    def __getitem__(self, idx: int) -> VideoItem:
         video = self.data_list[idx]
         feats = self.load_features(video["id"])
         # temporal subsampling, then the grid: feature i is centred at frame
@@ -271,8 +314,8 @@ class FeatureDataset(Dataset):
         item = self._make_item(video, feats, feat_stride, self.num_frames, feat_offset)
         return self._maybe_truncate(item, feat_offset)
 
-    def _make_item(self, video: Dict[str, Any], feats: torch.Tensor, feat_stride: float,
-                   num_frames: float, feat_offset: float) -> Dict[str, Any]:
+    def _make_item(self, video: VideoRecord, feats: torch.Tensor, feat_stride: float,
+                   num_frames: float, feat_offset: float) -> VideoItem:
         if video["segments"] is not None:
             segments = torch.from_numpy(
                 video["segments"] * video["fps"] / feat_stride - feat_offset)
@@ -283,7 +326,7 @@ class FeatureDataset(Dataset):
                 "labels": labels, "fps": video["fps"], "duration": video["duration"],
                 "feat_stride": feat_stride, "feat_num_frames": num_frames}
 
-    def _maybe_truncate(self, item: Dict[str, Any], feat_offset: float) -> Dict[str, Any]:
+    def _maybe_truncate(self, item: VideoItem, feat_offset: float) -> VideoItem:
         if self.is_training and item["segments"] is not None:
             item = truncate_feats(item, self.max_seq_len, self.trunc_thresh, feat_offset,
                                   self.crop_ratio)
