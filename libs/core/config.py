@@ -183,6 +183,10 @@ OPTIONAL_KEYS: Dict[str, Tuple[str, ...]] = {
     "": ("output_folder",),
     "dataset": ("json_file", "feat_folder", "file_prefix", "file_ext"),
     "opt": ("early_stop_epochs",),
+    # new (not in the original): padding rules of the model's forward (REFERENCE §3.10 is
+    # 'original'); inference defaults to the exact 'minimal' rule, training to 'original'
+    "train_cfg": ("padding",),
+    "test_cfg": ("padding",),
 }
 
 # Keys of the model section filled in by derive_keys (never needed in a YAML file).
@@ -418,6 +422,8 @@ _TYPES: Dict[str, Tuple[Callable[[Any], bool], str]] = {
                            "a list of epochs"),
     "opt.schedule_gamma": (_is_num, "a number"),
     "opt.early_stop_epochs": (_is_int, "an integer"),
+    "train_cfg.padding": (lambda v: isinstance(v, str), "'minimal' or 'original'"),
+    "test_cfg.padding": (lambda v: isinstance(v, str), "'minimal' or 'original'"),
 }
 
 _CHOICES: Dict[str, Tuple[str, ...]] = {
@@ -427,6 +433,8 @@ _CHOICES: Dict[str, Tuple[str, ...]] = {
     "test_cfg.nms_method": ("soft", "hard", "none"),
     "opt.type": ("AdamW", "SGD"),
     "opt.schedule_type": ("cosine", "multistep"),
+    "train_cfg.padding": ("minimal", "original"),
+    "test_cfg.padding": ("minimal", "original"),
 }
 
 

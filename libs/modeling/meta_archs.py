@@ -8,6 +8,16 @@ Differences: train/test options are parsed into two frozen dataclasses; label as
 decoding and post-processing are pure functions (assigner.py, decoding.py); the device comes
 from the parameters.
 
+Speed-ups that keep the numbers (docs/performance.md):
+* ``forward`` pads each batch only as far as the result requires (``padding = 'minimal'``,
+  padding.py); ``padding = 'original'`` (config ``test_cfg.padding``, or the attribute)
+  restores the original rule. The stage methods ``preprocessing`` / ``forward_features``
+  default to the original rule, so they reproduce the original's tensors shape for shape.
+* the loss normaliser EMA is updated without reading the positive count back to the host;
+  ``loss_normalizer`` still reads and writes as a float.
+* opt-in bf16 autocast of the network at inference (``bf16_inference``; decoding, NMS and
+  the conversion to seconds stay float32). Off by default: it changes the numbers.
+
 Shapes: B videos, C channels, T time, F points over all levels, K classes.
 """
 from __future__ import annotations
@@ -20,9 +30,12 @@ import torch
 from torch import nn
 
 from .assigner import label_points
+from .attention import LocalMaskedMHCA
 from .decoding import inference_single_video, postprocess_video
 from .heads import PtTransformerClsHead, PtTransformerRegHead
 from .losses import ctr_diou_loss_1d, sigmoid_focal_loss
+from .padding import (check_padding_mode, minimal_padded_length,
+                      original_padded_length)
 from .registry import META_ARCHS, make_backbone, make_generator, make_neck
 
 __all__ = ["PtTransformer", "TrainSettings", "TestSettings", "batch_videos",
@@ -94,12 +107,13 @@ def max_divisor(fpn_strides: Sequence[int], mha_win_size: Sequence[int]) -> int:
 @torch.no_grad()
 def batch_videos(feats: Sequence[torch.Tensor], max_seq_len: int, max_div_factor: int,
                  training: bool, padding_val: float = 0.0,
-                 device: Optional[torch.device] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+                 device: Optional[torch.device] = None,
+                 padded_len: Optional[int] = None) -> Tuple[torch.Tensor, torch.Tensor]:
     """Pads per-video features into one batch (REFERENCE §3.10 ``preprocessing``).
 
     Training pads every video to ``max_seq_len``. Inference takes exactly one video and pads
     it to ``max_seq_len``, or to the next multiple of ``max_div_factor`` when longer.
-    (Kept small and separate so that another padding mode can be added later.)
+    ``padded_len`` overrides that length (the model's minimal rule, see padding.py).
 
     Args:
         feats: per video (C, T_b) float features.
@@ -108,29 +122,29 @@ def batch_videos(feats: Sequence[torch.Tensor], max_seq_len: int, max_div_factor
         training: which rule to apply.
         padding_val: value of padded positions.
         device: target device of both outputs.
+        padded_len: explicit padded length (>= the longest input), or None for the
+            original rule.
 
     Returns:
         inputs (B, C, T_pad) and masks (B, 1, T_pad) bool (True on the first T_b steps).
     """
-    lengths = torch.as_tensor([f.shape[-1] for f in feats])
-    max_len = int(lengths.max())
+    lengths = [int(f.shape[-1]) for f in feats]
+    max_len = max(lengths)
     if training:
         if max_len > max_seq_len:
             raise ValueError(f"training input of length {max_len} exceeds max_seq_len "
                              f"{max_seq_len}; crop it in the dataset")
-        padded_len = max_seq_len
-    else:
-        if len(feats) != 1:
-            raise ValueError(f"inference takes one video per batch, got {len(feats)}")
-        if max_len <= max_seq_len:
-            padded_len = max_seq_len
-        else:
-            padded_len = (max_len + max_div_factor - 1) // max_div_factor * max_div_factor
+    elif len(feats) != 1:
+        raise ValueError(f"inference takes one video per batch, got {len(feats)}")
+    if padded_len is None:
+        padded_len = original_padded_length(max_len, max_seq_len, max_div_factor, training)
+    elif padded_len < max_len:
+        raise ValueError(f"padded length {padded_len} is shorter than the input ({max_len})")
     batch_shape = [len(feats), feats[0].shape[0], padded_len]
     inputs = feats[0].new_full(batch_shape, padding_val)
     for feat, pad_feat in zip(feats, inputs):
         pad_feat[..., :feat.shape[-1]].copy_(feat)
-    masks = (torch.arange(padded_len)[None, :] < lengths[:, None]).unsqueeze(1)
+    masks = (torch.arange(padded_len)[None, :] < torch.tensor(lengths)[:, None]).unsqueeze(1)
     if device is not None:
         inputs, masks = inputs.to(device), masks.to(device)
     return inputs, masks
@@ -161,7 +175,12 @@ class PtTransformer(nn.Module):
             regression_range is (lo, hi) per level in grid units.
         use_abs_pe, use_rel_pe: position encodings.
         num_classes: K.
-        train_cfg, test_cfg: the config sections of the same names.
+        train_cfg, test_cfg: the config sections of the same names. ``test_cfg.padding``
+            ('minimal', the default, or 'original') selects the padding rule of ``forward``.
+
+    Attributes that switch speed-ups (docs/performance.md):
+        padding: 'minimal' | 'original' (training and inference through ``forward``).
+        bf16_inference: bool, False by default; bf16 autocast of the network at inference.
     """
 
     def __init__(self, backbone_type: str, fpn_type: str, backbone_arch: Sequence[int],
@@ -199,6 +218,21 @@ class PtTransformer(nn.Module):
 
         self.train_settings = TrainSettings.from_cfg(train_cfg)
         self.test_settings = TestSettings.from_cfg(test_cfg)
+        # inference pads minimally by default (exact; padding.py); training keeps the
+        # original rule unless train_cfg.padding asks for 'minimal' (also exact, but on small
+        # models the CPU conv library re-plans its kernels for every new length, which can
+        # cost more than the padding saves: docs/performance.md)
+        self.padding = test_cfg.get("padding", "minimal")
+        self.train_padding = train_cfg.get("padding", "original")
+        self.bf16_inference = False
+        # what the minimal padding rule needs to know (padding.py): pyramid levels, how far
+        # past a valid position any operator reads (kernel // 2 of the embedding and head
+        # convs; 1 for the k=3 attention / FPN / ConvBlock convs; the strided conv and
+        # max-pool of a level reach (stride + 1) // 2), and whether abs PE is stretched
+        self._num_levels = backbone_arch[-1] + 1
+        self._padding_reach = max(1, embd_kernel_size // 2, head_kernel_size // 2,
+                                  (scale_factor + 1) // 2)
+        self._uses_abs_pe = bool(use_abs_pe) and backbone_type == "convTransformer"
 
         # submodules in the original's order (state_dict order, RNG order at init)
         if backbone_type not in ("convTransformer", "conv"):
@@ -236,7 +270,8 @@ class PtTransformer(nn.Module):
             fpn_dim, head_dim, len(self.fpn_strides), kernel_size=head_kernel_size,
             num_layers=head_num_layers, with_ln=head_with_ln)
 
-        # EMA of the number of positives; a plain attribute, not checkpointed (§9 item 12)
+        # EMA of the number of positives, not checkpointed (§9 item 12); held as a float or
+        # a float64 0-d tensor (updated without a host sync), read as a float
         self.loss_normalizer = self.train_settings.init_loss_norm
         self.loss_normalizer_momentum = 0.9
         # Optional callable summing the positive count over processes (set by the engine under
@@ -248,22 +283,113 @@ class PtTransformer(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    # ----------------------------------------------------------------------------- forward
-    def preprocessing(self, video_list: Sequence[Mapping], padding_val: float = 0.0
-                      ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Batches ``feats`` of the items: (B, C, T_pad) inputs, (B, 1, T_pad) masks."""
-        return batch_videos([item["feats"] for item in video_list], self.max_seq_len,
-                            self.max_div_factor, self.training, padding_val, self.device)
+    @property
+    def padding(self) -> str:
+        """Padding rule of ``forward``: 'minimal' (exact, faster) or 'original'."""
+        return self._padding
 
-    def forward_features(self, video_list: Sequence[Mapping]):
+    @padding.setter
+    def padding(self, mode: str) -> None:
+        self._padding = check_padding_mode(mode)
+
+    @property
+    def train_padding(self) -> str:
+        """Padding rule of a training ``forward``: 'original' (default) or 'minimal'."""
+        return self._train_padding
+
+    @train_padding.setter
+    def train_padding(self, mode: str) -> None:
+        self._train_padding = check_padding_mode(mode)
+
+    @property
+    def loss_normalizer(self) -> float:
+        """EMA of the positive count (float; read back from the device only when asked)."""
+        value = self._loss_normalizer
+        return float(value.item()) if torch.is_tensor(value) else value
+
+    @loss_normalizer.setter
+    def loss_normalizer(self, value: float) -> None:
+        self._loss_normalizer = float(value)
+
+    # ------------------------------------------------------------------------- padding
+    def _local_attention(self) -> List[LocalMaskedMHCA]:
+        return [m for m in self.backbone.modules() if isinstance(m, LocalMaskedMHCA)]
+
+    def _padding_divisor(self) -> int:
+        """Every padded length is a multiple of this (strided convs; windows if asserted)."""
+        divisor = self.scale_factor ** (self._num_levels - 1)
+        if not hasattr(LocalMaskedMHCA, "check_length_divisible"):
+            # this attention keeps the original's T % 2w assertion on every call
+            for level, win in enumerate(self.backbone.mha_win_size
+                                        if self._local_attention() else []):
+                if win > 1:
+                    divisor = math.lcm(divisor, self.scale_factor ** level * (win // 2) * 2)
+        return divisor
+
+    def _minimal_padding_is_exact(self, original_len: int) -> bool:
+        """False where fewer padded positions would change the numbers (padding.py)."""
+        if self.training:
+            # dropout draws random numbers for every position, padded ones included
+            return self.train_settings.dropout == 0
+        if self.test_settings.pre_nms_thresh < 0:
+            return False  # padded points (score 0) would pass the threshold
+        # abs PE is stretched to the padded length once that reaches max_seq_len
+        return not (self._uses_abs_pe and original_len > self.max_seq_len)
+
+    def padded_length(self, lengths: Sequence[int], padding: str = "original") -> int:
+        """Padded length of a batch of inputs with these valid lengths (current mode).
+
+        Args:
+            lengths: T_b of every video.
+            padding: 'original' (REFERENCE §3.10) or 'minimal' (the shortest length with the
+                same valid outputs; the original length where no shorter one is exact).
+        """
+        longest = max(int(t) for t in lengths)
+        original = original_padded_length(longest, self.max_seq_len, self.max_div_factor,
+                                          self.training)
+        if check_padding_mode(padding) == "original" or longest > original:
+            return original  # (longer training inputs are rejected by batch_videos)
+        if not self._minimal_padding_is_exact(original):
+            return original
+        return minimal_padded_length(lengths, original, self._num_levels, self.scale_factor,
+                                     self._padding_divisor(), self._padding_reach)
+
+    # ----------------------------------------------------------------------------- forward
+    def preprocessing(self, video_list: Sequence[Mapping], padding_val: float = 0.0,
+                      padding: str = "original") -> Tuple[torch.Tensor, torch.Tensor]:
+        """Batches ``feats`` of the items: (B, C, T_pad) inputs, (B, 1, T_pad) masks.
+
+        ``padding`` selects the rule ('original' by default, as the original's method).
+        """
+        feats = [item["feats"] for item in video_list]
+        padded_len = None
+        if padding != "original":
+            padded_len = self.padded_length([f.shape[-1] for f in feats], padding)
+        return batch_videos(feats, self.max_seq_len, self.max_div_factor, self.training,
+                            padding_val, self.device, padded_len=padded_len)
+
+    def forward_features(self, video_list: Sequence[Mapping], padding: str = "original"):
         """Network part of the forward pass.
+
+        Args:
+            video_list: items with ``feats`` (C, T).
+            padding: 'original' (default: the original's tensors, shape for shape) or
+                'minimal' (fewer padded positions, same values at every valid one).
 
         Returns:
             dict with ``points`` (per level (T_l, 4)), ``fpn_masks`` (per level (B, T_l) bool),
             ``cls_logits`` (per level (B, T_l, K)), ``offsets`` (per level (B, T_l, 2)).
         """
-        batched_inputs, batched_masks = self.preprocessing(video_list)
-        feats, masks = self.backbone(batched_inputs, batched_masks)
+        batched_inputs, batched_masks = self.preprocessing(video_list, padding=padding)
+        local_attention = self._local_attention() if padding != "original" else []
+        # the window divisibility check of the original stays on for the original rule only
+        for module in local_attention:
+            module.check_length_divisible = False
+        try:
+            feats, masks = self.backbone(batched_inputs, batched_masks)
+        finally:
+            for module in local_attention:
+                module.check_length_divisible = True
         fpn_feats, fpn_masks = self.neck(feats, masks)
         points = self.point_generator(fpn_feats)
         cls_logits = self.cls_head(fpn_feats, fpn_masks)
@@ -278,7 +404,14 @@ class PtTransformer(nn.Module):
     def forward(self, video_list: Sequence[Mapping]):
         """Training: returns ``{'cls_loss', 'reg_loss', 'final_loss'}``; evaluation: a list of
         per-video detections ``{'video_id', 'segments' (seconds), 'scores', 'labels'}``."""
-        out = self.forward_features(video_list)
+        use_bf16 = self.bf16_inference and not self.training
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            padding = self.train_padding if self.training else self.padding
+            out = self.forward_features(video_list, padding=padding)
+        if use_bf16:
+            # decoding, NMS and the conversion to seconds in float32
+            out["cls_logits"] = [x.float() for x in out["cls_logits"]]
+            out["offsets"] = [x.float() for x in out["offsets"]]
         if self.training:
             if "segments" not in video_list[0] or "labels" not in video_list[0]:
                 raise ValueError("training items need 'segments' and 'labels'")
@@ -312,17 +445,22 @@ class PtTransformer(nn.Module):
             gt_offsets: (B, F, 2) (or a list of (F, 2)).
 
         Updates ``loss_normalizer`` before using it; with ``num_pos_reducer`` set (DDP), the
-        update uses the positive count summed over processes.
+        update uses the positive count summed over processes. Without it the update stays on
+        the device (float64 0-d tensor: the same arithmetic as the original's Python floats),
+        so a training step does not wait for the positive count.
         """
         valid_mask = torch.cat(list(fpn_masks), dim=1)                 # (B, F)
         gt_cls = torch.stack(list(gt_cls_labels))                       # (B, F, K)
         pos_mask = torch.logical_and(gt_cls.sum(-1) > 0, valid_mask)
         pred_offsets = torch.cat(list(out_offsets), dim=1)[pos_mask]
         gt_offsets = torch.stack(list(gt_offsets))[pos_mask]
-        num_pos = pos_mask.sum().item()
-        norm_pos = num_pos if self.num_pos_reducer is None else self.num_pos_reducer(num_pos)
-        momentum = self.loss_normalizer_momentum
-        self.loss_normalizer = momentum * self.loss_normalizer + (1 - momentum) * max(norm_pos, 1)
+        num_pos = pos_mask.sum()
+        self._update_loss_normalizer(num_pos)
+        normalizer = self._loss_normalizer
+        if torch.is_tensor(normalizer):
+            # a Python float divisor acts as its float32 value: the same here (0-d tensors
+            # would otherwise promote the losses to float64)
+            normalizer = normalizer.to(torch.float32)
 
         # label smoothing over K + 1 classes, as the original (§9 item 13)
         smoothing = self.train_settings.label_smoothing
@@ -331,20 +469,38 @@ class PtTransformer(nn.Module):
         gt_target = gt_target + smoothing / (self.num_classes + 1)
         cls_loss = sigmoid_focal_loss(torch.cat(list(out_cls_logits), dim=1)[valid_mask],
                                       gt_target, reduction="sum")
-        cls_loss = cls_loss / self.loss_normalizer
+        cls_loss = cls_loss / normalizer
 
-        if num_pos == 0:
-            reg_loss = 0 * pred_offsets.sum()
-        else:
-            reg_loss = ctr_diou_loss_1d(pred_offsets, gt_offsets, reduction="sum")
-            reg_loss = reg_loss / self.loss_normalizer
+        # without positives the sum is over nothing: 0 / normalizer = 0, the original's
+        # 0 * sum(pred_offsets[pos]) (no branch, hence no host sync on the count)
+        reg_loss = ctr_diou_loss_1d(pred_offsets, gt_offsets, reduction="sum")
+        reg_loss = reg_loss / normalizer
 
         if self.train_settings.loss_weight > 0:
             loss_weight = self.train_settings.loss_weight
         else:
-            loss_weight = cls_loss.detach() / max(reg_loss.item(), 0.01)
+            # = cls / max(reg, 0.01): clamp compares in float32 exactly like max() on the
+            # float32 value, and the divisor is float32 either way
+            loss_weight = cls_loss.detach() / torch.clamp(reg_loss.detach(), min=0.01)
         final_loss = cls_loss + reg_loss * loss_weight
         return {"cls_loss": cls_loss, "reg_loss": reg_loss, "final_loss": final_loss}
+
+    def _update_loss_normalizer(self, num_pos: torch.Tensor) -> None:
+        """``norm <- 0.9 * norm + 0.1 * max(num_pos, 1)`` (REFERENCE §4.2 step 2)."""
+        momentum = self.loss_normalizer_momentum
+        if self.num_pos_reducer is not None or num_pos.device.type == "mps":
+            # DDP sums Python numbers over processes (and MPS has no float64): float path
+            count = int(num_pos.item())
+            norm_pos = count if self.num_pos_reducer is None else self.num_pos_reducer(count)
+            self._loss_normalizer = (momentum * self.loss_normalizer
+                                     + (1 - momentum) * max(norm_pos, 1))
+            return
+        previous = self._loss_normalizer
+        if not torch.is_tensor(previous):
+            previous = torch.tensor(previous, dtype=torch.float64, device=num_pos.device)
+        # the original's float64 operations in the same order: m * old + (1 - m) * max(n, 1)
+        self._loss_normalizer = (previous * momentum
+                                 + num_pos.clamp(min=1).to(torch.float64) * (1 - momentum))
 
     # ------------------------------------------------------------------------- inference
     @torch.no_grad()
