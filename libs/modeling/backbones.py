@@ -24,7 +24,21 @@ IntOrList = Union[int, Sequence[int]]
 
 
 class _EmbeddingMixin(nn.Module):
-    """Builds/applies ``proj`` (multi-input projection) and the ``embd``/``embd_norm`` stack."""
+    """Builds/applies ``proj`` (multi-input projection) and the ``embd``/``embd_norm`` stack,
+    and runs the ``stem`` / ``branch`` blocks into pyramid levels (both backbones)."""
+
+    def _pyramid(self, x: torch.Tensor, mask: torch.Tensor
+                 ) -> Tuple[Tuple[torch.Tensor, ...], Tuple[torch.Tensor, ...]]:
+        """Stem blocks, then one level per (strided) branch block: level 0 is the stem output,
+        level l the output of branch block l - 1. Returns (features, masks) per level."""
+        for block in self.stem:
+            x, mask = block(x, mask)
+        out_feats, out_masks = (x,), (mask,)
+        for block in self.branch:
+            x, mask = block(x, mask)
+            out_feats += (x,)
+            out_masks += (mask,)
+        return out_feats, out_masks
 
     def _build_embedding(self, n_in: IntOrList, n_embd: IntOrList, n_embd_ks: int,
                          n_layers: int, with_ln: bool) -> int:
@@ -134,14 +148,7 @@ class ConvTransformerBackbone(_EmbeddingMixin):
             else:
                 pe = self.pos_embd
             x = x + pe[:, :, :T] * mask.to(x.dtype)
-        for block in self.stem:
-            x, mask = block(x, mask)
-        out_feats, out_masks = (x,), (mask,)
-        for block in self.branch:
-            x, mask = block(x, mask)
-            out_feats += (x,)
-            out_masks += (mask,)
-        return out_feats, out_masks
+        return self._pyramid(x, mask)
 
 
 @BACKBONES.register("conv")
@@ -169,11 +176,4 @@ class ConvBackbone(_EmbeddingMixin):
                 ) -> Tuple[Tuple[torch.Tensor, ...], Tuple[torch.Tensor, ...]]:
         """Args: x (B, C_in, T); mask (B, 1, T) bool. Returns (features, masks) per level."""
         x, mask = self._embed(x, mask)
-        for block in self.stem:
-            x, mask = block(x, mask)
-        out_feats, out_masks = (x,), (mask,)
-        for block in self.branch:
-            x, mask = block(x, mask)
-            out_feats += (x,)
-            out_masks += (mask,)
-        return out_feats, out_masks
+        return self._pyramid(x, mask)
