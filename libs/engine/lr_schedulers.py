@@ -18,12 +18,33 @@ import math
 import warnings
 from bisect import bisect_right
 from collections import Counter
-from typing import List, Mapping, Sequence
+from typing import List, Mapping, Optional, Sequence
 
 import torch
 from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, MultiStepLR
 
 __all__ = ["LinearWarmupCosineAnnealingLR", "LinearWarmupMultiStepLR", "make_scheduler"]
+
+
+def _chained_warmup_lrs(sched) -> Optional[List[float]]:
+    """The linear warm-up part of both schedulers' chainable ``get_lr``.
+
+    Step 0 gives ``warmup_start_lr``; each later warm-up step adds
+    ``(base - warmup_start_lr) / (W - 1)`` to the current LR; step ``W`` resets to the base LR.
+    Returns None once past warm-up (the caller continues with its own schedule).
+    """
+    if not sched._get_lr_called_within_step:
+        warnings.warn("To get the last learning rate computed by the scheduler, "
+                      "please use `get_last_lr()`.", UserWarning)
+    k, W = sched.last_epoch, sched.warmup_epochs
+    if k == 0:
+        return [sched.warmup_start_lr] * len(sched.base_lrs)
+    if k < W:
+        return [g["lr"] + (base - sched.warmup_start_lr) / (W - 1)
+                for base, g in zip(sched.base_lrs, sched.optimizer.param_groups)]
+    if k == W:
+        return list(sched.base_lrs)
+    return None
 
 
 class LinearWarmupCosineAnnealingLR(LRScheduler):
@@ -54,18 +75,11 @@ class LinearWarmupCosineAnnealingLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> List[float]:  # chainable form, as the original
-        if not self._get_lr_called_within_step:
-            warnings.warn("To get the last learning rate computed by the scheduler, "
-                          "please use `get_last_lr()`.", UserWarning)
+        warmup = _chained_warmup_lrs(self)
+        if warmup is not None:
+            return warmup
         k, W, M = self.last_epoch, self.warmup_epochs, self.max_epochs
         groups = self.optimizer.param_groups
-        if k == 0:
-            return [self.warmup_start_lr] * len(self.base_lrs)
-        if k < W:
-            return [g["lr"] + (base - self.warmup_start_lr) / (W - 1)
-                    for base, g in zip(self.base_lrs, groups)]
-        if k == W:
-            return list(self.base_lrs)
         if (k - 1 - M) % (2 * (M - W)) == 0:
             # the ratio below would divide by zero one step past a cosine minimum
             return [g["lr"] + (base - self.eta_min) * (1 - math.cos(math.pi / (M - W))) / 2
@@ -109,18 +123,11 @@ class LinearWarmupMultiStepLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> List[float]:  # chainable form, as the original
-        if not self._get_lr_called_within_step:
-            warnings.warn("To get the last learning rate computed by the scheduler, "
-                          "please use `get_last_lr()`.", UserWarning)
+        warmup = _chained_warmup_lrs(self)
+        if warmup is not None:
+            return warmup
         k, W = self.last_epoch, self.warmup_epochs
         groups = self.optimizer.param_groups
-        if k == 0:
-            return [self.warmup_start_lr] * len(self.base_lrs)
-        if k < W:
-            return [g["lr"] + (base - self.warmup_start_lr) / (W - 1)
-                    for base, g in zip(self.base_lrs, groups)]
-        if k == W:
-            return list(self.base_lrs)
         if (k - W) not in self.milestones:
             return [g["lr"] for g in groups]
         return [g["lr"] * self.gamma ** self.milestones[k - W] for g in groups]
