@@ -111,6 +111,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     end = time.time()
     if main_proc:
         print(f"All done! Total time: {end - start:0.2f} sec")
+    # every rank tears down together: a rank leaving while rank 0 still evaluates could
+    # abort in the gloo transport ("terminate called without an active exception")
+    comm.barrier()
     comm.destroy_distributed()
     return 0
 

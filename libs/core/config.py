@@ -182,7 +182,8 @@ DEFAULTS: Dict[str, Any] = {
 OPTIONAL_KEYS: Dict[str, Tuple[str, ...]] = {
     "": ("output_folder",),
     "dataset": ("json_file", "feat_folder", "file_prefix", "file_ext"),
-    "opt": ("early_stop_epochs",),
+    # 'fused' is new: false restores the original's per-parameter optimizer loop
+    "opt": ("early_stop_epochs", "fused"),
     # new (not in the original): padding rules of the model's forward (REFERENCE §3.10 is
     # 'original'); inference defaults to the exact 'minimal' rule, training to 'original'
     "train_cfg": ("padding",),
@@ -422,6 +423,7 @@ _TYPES: Dict[str, Tuple[Callable[[Any], bool], str]] = {
                            "a list of epochs"),
     "opt.schedule_gamma": (_is_num, "a number"),
     "opt.early_stop_epochs": (_is_int, "an integer"),
+    "opt.fused": (lambda v: isinstance(v, bool), "true or false"),
     "train_cfg.padding": (lambda v: isinstance(v, str), "'minimal' or 'original'"),
     "test_cfg.padding": (lambda v: isinstance(v, str), "'minimal' or 'original'"),
 }

@@ -127,6 +127,30 @@ def restore_rng_state(state: Mapping[str, Any],
 
 
 # ---------------------------------------------------------------------------------- saving
+# implementation switches of torch optimizers: not training state (see optim.py)
+_OPTIMIZER_IMPL_FLAGS = ("fused", "foreach")
+
+
+def _portable_optimizer_state(optimizer: torch.optim.Optimizer) -> Dict[str, Any]:
+    """``optimizer.state_dict()`` with the implementation switches as the original saves
+    them (None: PyTorch's default), so the file does not depend on this run's kernel choice."""
+    state = optimizer.state_dict()
+    for group in state["param_groups"]:  # fresh dicts: the optimizer is not touched
+        for flag in _OPTIMIZER_IMPL_FLAGS:
+            if flag in group:
+                group[flag] = None
+    return state
+
+
+def _load_optimizer_state(optimizer: torch.optim.Optimizer, state: Mapping[str, Any]) -> None:
+    """``optimizer.load_state_dict`` that keeps the running optimizer's kernel choice."""
+    flags = [{k: g[k] for k in _OPTIMIZER_IMPL_FLAGS if k in g} for g in optimizer.param_groups]
+    optimizer.load_state_dict(state)
+    if len(flags) == len(optimizer.param_groups):
+        for group, kept in zip(optimizer.param_groups, flags):
+            group.update(kept)
+
+
 def build_checkpoint(epoch: int, model: nn.Module, model_ema: Optional[nn.Module],
                      optimizer: torch.optim.Optimizer, scheduler: Any,
                      extra: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
@@ -137,7 +161,7 @@ def build_checkpoint(epoch: int, model: nn.Module, model_ema: Optional[nn.Module
         "epoch": epoch,
         "state_dict": add_prefix(net.state_dict()),
         "scheduler": scheduler.state_dict(),
-        "optimizer": optimizer.state_dict(),
+        "optimizer": _portable_optimizer_state(optimizer),
         "state_dict_ema": add_prefix(ema_net.state_dict()),
     }
     for key, value in (extra or {}).items():
@@ -265,7 +289,7 @@ def resume_from(path: str, model: nn.Module, model_ema: Optional[nn.Module],
     if model_ema is not None:
         _load_strict(model_ema.module, strip_prefix(ckpt["state_dict_ema"]),
                      f"'{path}' [state_dict_ema]")
-    optimizer.load_state_dict(ckpt["optimizer"])
+    _load_optimizer_state(optimizer, ckpt["optimizer"])
     scheduler.load_state_dict(ckpt["scheduler"])
     restored = []
     if "loss_normalizer" in ckpt and hasattr(net, "loss_normalizer"):

@@ -3,12 +3,23 @@
 Mirrors ``PtTransformerClsHead`` / ``PtTransformerRegHead`` of the original's
 ``libs/modeling/meta_archs.py``. Frozen attribute names and order: ``act, head, norm,
 cls_head`` and ``act, head, norm, scale, offset_head``. The shared conv tower is built by one
-helper that keeps these names. Differences: none in behaviour.
+helper that keeps these names.
+
+Difference (speed only, ``fuse_levels``, on by default): the original runs the shared tower
+once per pyramid level (6 levels x ~10 small operators per layer). Here the levels are
+concatenated along time with ``kernel_size // 2`` zero columns between them and the tower runs
+once. The zero columns play the role of each level's conv zero padding: they are masked off
+after every conv and re-zeroed after every norm / activation (a LayerNorm turns a zero column
+into its bias), so every output position sees exactly the inputs it sees level by level,
+including the padded positions inside each level (REFERENCE §9 item 11). Outputs are views of
+the fused result split per level. Same arithmetic per output element; the convolution library
+may block a longer input differently, so results agree to float rounding (tested).
+``fuse_levels = False`` restores the per-level loop.
 """
 from __future__ import annotations
 
 import math
-from typing import List, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -18,11 +29,46 @@ from .blocks import LayerNorm, MaskedConv1D, Scale
 __all__ = ["PtTransformerClsHead", "PtTransformerRegHead"]
 
 
+def concat_levels(feats: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], gap: int
+                  ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor], List[int]]:
+    """Concatenates pyramid levels along time with ``gap`` zero columns between them.
+
+    Args:
+        feats: per level (B, C, T_l); masks: per level (B, 1, T_l) bool.
+        gap: zero columns between consecutive levels (the convs' ``kernel_size // 2``).
+
+    Returns:
+        (x (B, C, L), mask (B, 1, L) with the gaps off, keep (1, 1, L) float with 0 at the
+        gaps or None when ``gap == 0``, sizes: the split sizes ``[T_0, gap, T_1, ..., T_n]``).
+    """
+    sizes: List[int] = []
+    for level, feat in enumerate(feats):
+        if level > 0 and gap > 0:
+            sizes.append(gap)
+        sizes.append(feat.shape[-1])
+    if gap == 0:
+        return torch.cat(list(feats), dim=-1), torch.cat(list(masks), dim=-1), None, sizes
+    B, C = feats[0].shape[:2]
+    zeros = feats[0].new_zeros(B, C, gap)
+    off = masks[0].new_zeros(B, 1, gap)
+    x = torch.cat([t for feat in feats for t in (zeros, feat)][1:], dim=-1)
+    mask = torch.cat([t for m in masks for t in (off, m)][1:], dim=-1)
+    keep = torch.ones(1, 1, x.shape[-1], dtype=x.dtype, device=x.device)
+    end = 0
+    for idx, size in enumerate(sizes):
+        end += size
+        if idx % 2 == 1:
+            keep[..., end - size:end] = 0
+    return x, mask, keep, sizes
+
+
 class _ConvTower(nn.Module):
     """Registers ``act``, ``head`` and ``norm``: (num_layers - 1) x (conv -> norm -> act)."""
 
     def _build_tower(self, input_dim: int, feat_dim: int, num_layers: int, kernel_size: int,
                      act_layer, with_ln: bool) -> None:
+        self.fuse_levels = True
+        self._gap = kernel_size // 2
         self.act = act_layer()
         self.head = nn.ModuleList()
         self.norm = nn.ModuleList()
@@ -32,11 +78,26 @@ class _ConvTower(nn.Module):
                                           bias=not with_ln))
             self.norm.append(LayerNorm(feat_dim) if with_ln else nn.Identity())
 
-    def _tower(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def _tower(self, x: torch.Tensor, mask: torch.Tensor,
+               keep: Optional[torch.Tensor] = None) -> torch.Tensor:
         for conv, norm in zip(self.head, self.norm):
             x, _ = conv(x, mask)
             x = self.act(norm(x))
+            if keep is not None:
+                x = x * keep.to(x.dtype)
         return x
+
+    def _levels(self, fpn_feats: Sequence[torch.Tensor], fpn_masks: Sequence[torch.Tensor],
+                out_conv: MaskedConv1D) -> List[torch.Tensor]:
+        """``out_conv(tower(x))`` on every level: per level (B, C_out, T_l)."""
+        assert len(fpn_feats) == len(fpn_masks)
+        if not self.fuse_levels or len(fpn_feats) == 1:
+            return [out_conv(self._tower(feat, mask), mask)[0]
+                    for feat, mask in zip(fpn_feats, fpn_masks)]
+        x, mask, keep, sizes = concat_levels(fpn_feats, fpn_masks, self._gap)
+        out, _ = out_conv(self._tower(x, mask, keep), mask)
+        step = 2 if self._gap > 0 else 1
+        return list(out.split(sizes, dim=-1))[::step]
 
 
 class PtTransformerClsHead(_ConvTower):
@@ -77,9 +138,7 @@ class PtTransformerClsHead(_ConvTower):
 
         Returns: per-level logits (B, K, T_l), zero at padded positions.
         """
-        assert len(fpn_feats) == len(fpn_masks)
-        return [self.cls_head(self._tower(feat, mask), mask)[0]
-                for feat, mask in zip(fpn_feats, fpn_masks)]
+        return self._levels(fpn_feats, fpn_masks, self.cls_head)
 
 
 class PtTransformerRegHead(_ConvTower):
@@ -106,8 +165,5 @@ class PtTransformerRegHead(_ConvTower):
         Returns: per-level non-negative offsets (B, 2, T_l) = relu(scale_l * conv(h)).
         """
         assert len(fpn_feats) == len(fpn_masks) == self.fpn_levels
-        out = []
-        for level, (feat, mask) in enumerate(zip(fpn_feats, fpn_masks)):
-            offsets, _ = self.offset_head(self._tower(feat, mask), mask)
-            out.append(torch.relu(self.scale[level](offsets)))
-        return out
+        offsets = self._levels(fpn_feats, fpn_masks, self.offset_head)
+        return [torch.relu(scale(x)) for scale, x in zip(self.scale, offsets)]

@@ -29,6 +29,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import torch
 from torch import nn
 
+from libs.utils.device import enlarge_onednn_primitive_cache
+
 from .assigner import label_points
 from .attention import LocalMaskedMHCA
 from .decoding import inference_single_video, postprocess_video
@@ -218,12 +220,13 @@ class PtTransformer(nn.Module):
 
         self.train_settings = TrainSettings.from_cfg(train_cfg)
         self.test_settings = TestSettings.from_cfg(test_cfg)
-        # inference pads minimally by default (exact; padding.py); training keeps the
-        # original rule unless train_cfg.padding asks for 'minimal' (also exact, but on small
-        # models the CPU conv library re-plans its kernels for every new length, which can
-        # cost more than the padding saves: docs/performance.md)
+        # training and inference pad minimally by default (exact, padding.py; the original
+        # rule where it is not exact); train_cfg / test_cfg 'padding: original' switch back.
+        # Every batch may then have a length of its own: let the CPU conv library keep the
+        # kernels it plans for each (device.py)
         self.padding = test_cfg.get("padding", "minimal")
-        self.train_padding = train_cfg.get("padding", "original")
+        self.train_padding = train_cfg.get("padding", "minimal")
+        enlarge_onednn_primitive_cache()
         self.bf16_inference = False
         # what the minimal padding rule needs to know (padding.py): pyramid levels, how far
         # past a valid position any operator reads (kernel // 2 of the embedding and head

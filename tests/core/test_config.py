@@ -233,6 +233,8 @@ def test_unknown_top_level_key_and_section(tmp_path):
     ("dataset: {crop_ratio: [0.9]}", r"dataset\.crop_ratio' must be ~ or a list of two"),
     ("model: {embd_dim: 510, fpn_dim: 510}", r"model\.embd_dim' \(total 510\) must be divisible by"),
     ("model: {embd_dim: 256}", r"model\.fpn_dim' must equal the embedding dim \(256\)"),
+    ("opt: {fused: 1}", r"opt\.fused' must be true or false, got 1"),
+    ("train_cfg: {padding: tight}", r"train_cfg\.padding' must be one of 'minimal', 'original'"),
 ])
 def test_wrong_types_and_values_are_reported_by_key(tmp_path, edit, pattern):
     section, body = edit.split(":", 1)
@@ -264,3 +266,17 @@ def test_resolved_config_round_trips_through_yaml(tmp_path, name):
     assert back == cfg
     assert back["model"]["train_cfg"] is back["train_cfg"]
     assert type(back["model"]["backbone_arch"]) is type(cfg["model"]["backbone_arch"])
+
+
+def test_new_optional_keys_are_accepted_not_inserted(tmp_path):
+    raw = yaml.load((CONFIGS / "thumos_i3d.yaml").read_text(), Loader=yaml.FullLoader)
+    assert "fused" not in load_config(str(CONFIGS / "thumos_i3d.yaml"))["opt"]
+    raw["opt"]["fused"] = False
+    raw["train_cfg"]["padding"] = "original"
+    raw["test_cfg"]["padding"] = "original"
+    path = tmp_path / "switches.yaml"
+    path.write_text(yaml.dump(raw))
+    cfg = load_config(str(path))
+    assert cfg["opt"]["fused"] is False
+    assert cfg["model"]["train_cfg"]["padding"] == cfg["model"]["test_cfg"]["padding"] == \
+        "original"

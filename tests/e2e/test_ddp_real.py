@@ -27,6 +27,7 @@ import pytest
 import torch
 import yaml
 
+from tests._matching import count_unmatched
 from tests.e2e import ddp_real_worker as worker
 from tests.e2e.conftest import run_script
 
@@ -248,4 +249,13 @@ def test_ddp_saveonly_equals_single_process(ddp_run, repo_root):
     assert ddp["video-id"] == single["video-id"]
     for key in ("t-start", "t-end", "label", "score"):
         assert ddp[key].dtype == single[key].dtype
-        assert np.array_equal(ddp[key], single[key]), key
+    # per video the same detections; a process with another thread count may round the
+    # convolutions differently (float tolerance), which can swap near-tied detections
+    ids = np.asarray(single["video-id"])
+    for vid in dict.fromkeys(single["video-id"]):
+        rows = ids == vid
+        sets = [{"segments": torch.from_numpy(np.stack([r["t-start"][rows], r["t-end"][rows]],
+                                                       axis=1)),
+                 "scores": torch.from_numpy(r["score"][rows]),
+                 "labels": torch.from_numpy(r["label"][rows])} for r in (ddp, single)]
+        assert count_unmatched(sets[0], sets[1], seg_tol=1e-4, score_tol=1e-5) == 0, vid

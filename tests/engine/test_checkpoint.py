@@ -171,3 +171,22 @@ def test_original_file_resumes_without_optional_keys(tiny, conformance_dir):
     assert model.loss_normalizer == 5.0
     with pytest.raises(FileNotFoundError):
         ck.resume_from(str(conformance_dir / "missing.pth.tar"), model, ema, opt, sched)
+
+
+def test_kernel_choice_is_not_saved_and_survives_resume(tiny, conformance_dir, tmp_path):
+    """The fused optimizer's flag is an implementation switch: files carry the original's
+    None, and resuming (from ours or the original's file) keeps the running choice."""
+    cfg, model = tiny
+    ema, opt, sched = _pieces(cfg, model)
+    assert all(g["fused"] for g in opt.param_groups)
+    path = ck.save_checkpoint(str(tmp_path), 0, model, ema, opt, sched)
+    saved = torch.load(path, weights_only=True)["optimizer"]["param_groups"]
+    assert all(g["fused"] is None and g["foreach"] is None for g in saved)
+    assert all(g["fused"] for g in opt.param_groups)  # saving did not touch the optimizer
+    for source in (path, str(conformance_dir / "tiny_thumos" / "epoch_000.pth.tar")):
+        ema2, opt2, sched2 = _pieces(cfg, model)
+        ck.resume_from(source, model, ema2, opt2, sched2)
+        assert all(g["fused"] for g in opt2.param_groups)
+    loop = make_optimizer(model, dict(cfg["opt"], fused=False))
+    ck.resume_from(path, model, ema, loop, sched)
+    assert not any(g["fused"] for g in loop.param_groups)

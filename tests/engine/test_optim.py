@@ -80,3 +80,53 @@ def test_real_model_counts(repo_root, config, n_decay, n_no):
     # hand rule: conv weights decay; biases, norms, scales do not
     assert all(n.endswith("weight") and "norm" not in n and ".ln" not in n for n in decay)
     assert all(n.endswith(("bias", "scale")) or "norm" in n or ".ln" in n for n in no_decay)
+
+
+def _train_copies(opt_cfg, steps=5):
+    """Two identical models stepped with the same gradients: (params, optimizer) each."""
+    out = []
+    for fused in (True, False):
+        torch.manual_seed(0)
+        model = Toy()
+        opt = make_optimizer(model, opt_cfg, fused=fused)
+        g = torch.Generator().manual_seed(1)
+        for _ in range(steps):
+            for p in model.parameters():
+                p.grad = torch.randn(p.shape, generator=g)
+            opt.step()
+        out.append((list(model.parameters()), opt))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["AdamW", "SGD"])
+def test_fused_kernel_is_the_default_and_agrees_with_the_loop(kind):
+    (fast, opt_fast), (loop, opt_loop) = _train_copies(dict(OPT, type=kind))
+    assert all(g["fused"] for g in opt_fast.param_groups)
+    assert not any(g["fused"] for g in opt_loop.param_groups)
+    for a, b in zip(fast, loop):
+        # same update rule in another order: float rounding only (5 steps of lr 1e-3)
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
+
+
+def test_config_key_fused_false_restores_the_loop():
+    opt = make_optimizer(Toy(), dict(OPT, fused=False))
+    assert not any(g["fused"] for g in opt.param_groups)
+    assert make_optimizer(Toy(), OPT).param_groups[0]["fused"] is True
+
+
+def test_unsupported_fused_falls_back_with_a_warning(monkeypatch):
+    class NoFusedAdamW(torch.optim.AdamW):  # a device without a fused kernel
+        def __init__(self, params, fused=None, **kwargs):
+            if fused:
+                raise RuntimeError("`fused=True` requires all the params to be on a "
+                                   "supported device")
+            super().__init__(params, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "AdamW", NoFusedAdamW)
+    with pytest.warns(UserWarning, match="fused AdamW is not available"):
+        opt = make_optimizer(Toy(), dict(OPT, fused=True))
+    assert not opt.param_groups[0]["fused"]
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make_optimizer(Toy(), OPT)  # the default falls back silently

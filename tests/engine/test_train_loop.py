@@ -12,7 +12,8 @@ from torch import nn
 from libs.engine.ema import ModelEma
 from libs.engine.eval_loop import collect_results, shard_indices, valid_one_epoch
 from libs.engine.lr_schedulers import LinearWarmupCosineAnnealingLR
-from libs.engine.train_loop import NonFiniteLossError, log_step, train_one_epoch
+from libs.engine.train_loop import (NonFiniteLossError, clip_grad_norm, log_step,
+                                     train_one_epoch)
 from libs.utils import AverageMeter
 
 
@@ -161,3 +162,20 @@ def test_sharding_and_order_restoration():
     rows = [(2, "c", np.zeros((1, 2)), np.zeros(1), np.zeros(1)),
             (0, "a", np.zeros((2, 2)), np.zeros(2), np.zeros(2))]
     assert collect_results(rows)["video-id"] == ["a", "a", "c"]
+
+
+def test_clip_grad_norm_is_bitwise_the_per_tensor_loop():
+    """Oracle: the original's call (PyTorch's per-tensor loop on CPU)."""
+    g = torch.Generator().manual_seed(0)
+    shapes = [(64, 32, 3), (64,), (1, 64, 1), (), (5, 64, 3)]
+    grads = [torch.randn(s, generator=g) * 3 for s in shapes]
+    ours = [torch.nn.Parameter(torch.zeros(s)) for s in shapes]
+    theirs = [torch.nn.Parameter(torch.zeros(s)) for s in shapes]
+    for p, q, grad in zip(ours, theirs, grads):
+        p.grad, q.grad = grad.clone(), grad.clone()
+    ours.append(torch.nn.Parameter(torch.zeros(2)))  # no gradient: skipped by both
+    norm = clip_grad_norm(ours, 1.0)
+    ref = torch.nn.utils.clip_grad_norm_(theirs, 1.0, foreach=False)
+    assert torch.equal(norm, ref) and norm > 1.0
+    for p, q in zip(ours, theirs):
+        assert torch.equal(p.grad, q.grad)

@@ -55,3 +55,25 @@ def test_comm_without_process_group():
     assert comm.broadcast_object("x") == "x"
     comm.barrier()
     assert comm.init_distributed(torch.device("cpu")) is False
+
+
+def test_onednn_cache_is_enlarged_unless_the_user_chose(monkeypatch):
+    monkeypatch.delenv(device.ONEDNN_CACHE_ENV, raising=False)
+    monkeypatch.delenv("DNNL_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    assert device.enlarge_onednn_primitive_cache(4096) is True
+    assert os.environ[device.ONEDNN_CACHE_ENV] == "4096"
+    monkeypatch.setenv(device.ONEDNN_CACHE_ENV, "7")
+    assert device.enlarge_onednn_primitive_cache() is False
+    assert os.environ[device.ONEDNN_CACHE_ENV] == "7"
+    monkeypatch.delenv(device.ONEDNN_CACHE_ENV)
+    monkeypatch.setenv("DNNL_PRIMITIVE_CACHE_CAPACITY", "9")  # the older name counts too
+    assert device.enlarge_onednn_primitive_cache() is False
+    assert device.ONEDNN_CACHE_ENV not in os.environ
+
+
+def test_model_constructor_enlarges_the_cache(monkeypatch):
+    from tests.modeling.test_meta_arch import build
+    monkeypatch.delenv(device.ONEDNN_CACHE_ENV, raising=False)
+    monkeypatch.delenv("DNNL_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    build()
+    assert os.environ[device.ONEDNN_CACHE_ENV] == str(device.ONEDNN_CACHE_CAPACITY)

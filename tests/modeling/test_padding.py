@@ -18,6 +18,7 @@ from libs.modeling.attention import LocalMaskedMHCA
 from libs.modeling.decoding import inference_single_video
 from libs.modeling.padding import (level_valid_lengths, minimal_padded_length,
                                    original_padded_length)
+from tests._matching import assert_same_multiset, count_unmatched
 
 DET_SEG_SEC, DET_SCORE = 1e-3, 1e-4
 # With the original's T % 2w assertion always on, the minimal lengths stay multiples of the
@@ -130,41 +131,12 @@ def _candidates(model, item, padding):
         [o[0] for o in out["offsets"]], s.pre_nms_thresh, s.pre_nms_topk, s.duration_thresh)
 
 
-def _sorted(c):
-    key = c["labels"].double() * 10 + c["scores"].double()
-    order = torch.argsort(key, stable=True)
-    return c["segments"][order], c["scores"][order], c["labels"][order]
-
-
 def _unmatched(got, want, seg_tol=DET_SEG_SEC, score_tol=DET_SCORE):
-    """Expected entries left without a partner (same label, segment / score within tol)."""
-    seg = (want["segments"][:, None] - got["segments"][None]).abs().amax(-1)
-    score = (want["scores"][:, None] - got["scores"][None]).abs()
-    ok = ((want["labels"][:, None] == got["labels"][None]) & (seg <= seg_tol)
-          & (score <= score_tol))
-    used = torch.zeros(ok.shape[1], dtype=torch.bool)
-    missing = 0
-    for i in range(ok.shape[0]):
-        free = (ok[i] & ~used).nonzero().flatten()
-        if len(free) == 0:
-            missing += 1
-            continue
-        used[free[torch.argmin(score[i, free] + seg[i, free])]] = True
-    return missing
+    return count_unmatched(got, want, seg_tol, score_tol)
 
 
 def _same_multiset(got, want):
-    """Pre-NMS candidates: sorted by (label, score), then the rows that differ (near-tied
-    scores may swap) are matched one to one within the tolerances."""
-    assert got["scores"].shape == want["scores"].shape
-    (g_seg, g_sc, g_lab), (w_seg, w_sc, w_lab) = _sorted(got), _sorted(want)
-    assert torch.equal(g_lab, w_lab)
-    rows_ok = (((g_seg - w_seg).abs().amax(-1) <= PRE_SEG)
-               & ((g_sc - w_sc).abs() <= PRE_SCORE))
-    bad = ~rows_ok
-    rest_g = {"segments": g_seg[bad], "scores": g_sc[bad], "labels": g_lab[bad]}
-    rest_w = {"segments": w_seg[bad], "scores": w_sc[bad], "labels": w_lab[bad]}
-    assert _unmatched(rest_g, rest_w, PRE_SEG, PRE_SCORE) == 0
+    assert_same_multiset(got, want, PRE_SEG, PRE_SCORE)
 
 
 def check_same_results(model, item):
@@ -253,7 +225,9 @@ def test_padding_switch_and_errors():
     assert model.padding == "original"
     model.padding = "minimal"
     assert anet_like().padding == "minimal"  # default at inference
-    assert anet_like().train_padding == "original"  # default in training
+    assert anet_like().train_padding == "minimal"  # default in training
+    train_original = anet_like(train_cfg={**ANET_LIKE["train_cfg"], "padding": "original"})
+    assert train_original.train_padding == "original"
     with pytest.raises(ValueError, match="padding"):
         model.padding = "tight"
     with pytest.raises(ValueError, match="padding"):
