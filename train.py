@@ -214,8 +214,7 @@ def _save_interrupted(folder, epoch, model, model_ema, optimizer, scheduler, ext
               f"{extra.get('iteration', 0)}); continue with --resume {path}", flush=True)
     if tb_writer is not None:
         tb_writer.close()
-    comm.barrier()
-    comm.destroy_distributed()
+    comm.destroy_distributed()  # waits for every rank (comm.py)
     return 128 + int(stop.signum)
 
 

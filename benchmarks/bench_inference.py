@@ -1,14 +1,18 @@
-"""THUMOS14 inference: minimal vs original padding, and opt-in bf16 (issue 8, items 1 and 4).
+"""THUMOS14 inference: the original's padding and kernels vs this project's, and opt-in bf16
+(issue 8, items 1 and 4).
 
 The model is configs/thumos_i3d.yaml (seeded random init; 2,048-d synthetic features). Video
 lengths are the real THUMOS14 test lengths: ``floor(duration * 30 / 4)`` feature steps for the
 212 ``Test`` videos of shared/data/thumos14/thumos14.json (the features are extracted at
 30 fps with stride 4; sum 344,544 steps).
 
-Printed:
+Modes: ``faithful`` = the original padding rule and the original's kernels (oneDNN dense
+convs, eight-operator LayerNorm, separate q / k / v, heads level by level:
+benchmarks/_common.use_original_kernels); ``fast`` = the defaults (minimal padding, fast
+kernels). Printed:
   * positions computed for all 212 videos under both rules (original: 579,456);
   * seconds for ``--videos`` of them (evenly spaced in length order; the scale is printed),
-    full model([item]) including decoding and NMS, both rules in the same run;
+    full model([item]) including decoding and NMS, both modes on each video in turn;
   * the agreement of the detections (conformance tolerances: same count, same label, segment
     within 1e-3 s, score within 1e-4);
   * bf16 autocast vs float32 at T = 2,304 and 9,216: time, max |diff| of the logits, and the
@@ -20,53 +24,33 @@ Usage: python benchmarks/bench_inference.py [--videos N] [--skip-bf16] [--thread
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import os
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import (ROOT, add_common_args, apply_threads, machine_line,  # noqa: E402
+                     make_video, matched_share, thumos_lengths, use_original_kernels,
+                     write_json)
 from libs.core import load_config  # noqa: E402
 from libs.modeling import make_meta_arch  # noqa: E402
 
-SHARED = Path(os.environ.get("ACTIONFORMER_SHARED", ROOT.parent / "shared"))
-SEG_TOL, SCORE_TOL = 1e-3, 1e-4
-
-
-def test_lengths():
-    db = json.loads((SHARED / "data" / "thumos14" / "thumos14.json").read_text())["database"]
-    return sorted(max(1, math.floor(v["duration"] * 30 / 4))
-                  for v in db.values() if v["subset"] == "Test")
+MODES = {"faithful": ("original", True), "fast": ("minimal", False)}  # padding, kernels
 
 
 def make_item(T: int, C: int, seed: int):
-    g = torch.Generator().manual_seed(seed)
-    return {"video_id": f"v{seed}", "feats": torch.randn(C, T, generator=g), "fps": 30.0,
-            "duration": T * 4 / 30.0, "feat_stride": 4, "feat_num_frames": 16}
+    return make_video(T, C, torch.Generator().manual_seed(seed), name=f"v{seed}_")
 
 
-def matched_share(got, want):
-    """Share of ``want`` detections matched one to one by ``got`` within the tolerances."""
-    if want["scores"].numel() == 0:
-        return 1.0
-    seg = (want["segments"][:, None] - got["segments"][None]).abs().amax(-1)
-    score = (want["scores"][:, None] - got["scores"][None]).abs()
-    ok = ((want["labels"][:, None] == got["labels"][None]) & (seg <= SEG_TOL)
-          & (score <= SCORE_TOL))
-    used = torch.zeros(ok.shape[1], dtype=torch.bool)
-    hits = 0
-    for i in range(ok.shape[0]):
-        free = (ok[i] & ~used).nonzero().flatten()
-        if len(free):
-            used[free[torch.argmin(score[i, free] + seg[i, free])]] = True
-            hits += 1
-    return hits / want["scores"].numel()
+def set_mode(model, mode: str) -> None:
+    padding, original_kernels = MODES[mode]
+    model.padding = padding
+    use_original_kernels(original_kernels)
+    for head in (model.cls_head, model.reg_head):
+        head.fuse_levels = not original_kernels
 
 
 def timed(fn):
@@ -79,22 +63,20 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=16, help="videos timed (of 212)")
     parser.add_argument("--skip-bf16", action="store_true")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
-    parser.add_argument("--json", action="store_true", help="write benchmarks/results/*.json")
+    add_common_args(parser)
     args = parser.parse_args()
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     cfg = load_config(str(ROOT / "configs" / "thumos_i3d.yaml"))
     torch.manual_seed(0)
     model = make_meta_arch(cfg["model_name"], **cfg["model"]).eval()
     C = cfg["model"]["input_dim"]
-    lengths = test_lengths()
+    lengths = sorted(thumos_lengths("Test"))
     positions = {p: sum(model.padded_length([t], p) for t in lengths)
                  for p in ("original", "minimal")}
     step = len(lengths) / args.videos
     subset = [lengths[int(i * step + step / 2)] for i in range(args.videos)]
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}; thumos_i3d, "
-          f"{len(lengths)} test videos, sum T = {sum(lengths):,}")
+    print(machine_line())
+    print(f"thumos_i3d inference, {len(lengths)} test videos, sum T = {sum(lengths):,}")
     print(f"positions computed, all {len(lengths)} videos: original {positions['original']:,}"
           f", minimal {positions['minimal']:,} ({positions['original'] / positions['minimal']:.2f}x"
           " fewer)")
@@ -104,26 +86,28 @@ def main():
           f"{sum(subset):,}; positions original {sub_pos['original']:,}, minimal "
           f"{sub_pos['minimal']:,})")
 
-    seconds = {"original": 0.0, "minimal": 0.0}
+    seconds = {mode: 0.0 for mode in MODES}
     worst_share = 1.0
     with torch.no_grad():
-        model.padding = "minimal"
-        model([make_item(subset[0], C, 0)])  # warm-up
+        for mode in MODES:  # warm-up
+            set_mode(model, mode)
+            model([make_item(subset[0], C, 0)])
         for idx, T in enumerate(subset):
             item = make_item(T, C, idx)
             dets = {}
-            for padding in ("original", "minimal"):
-                model.padding = padding
-                t, (dets[padding],) = timed(lambda: model([item]))
-                seconds[padding] += t
-            same_count = dets["minimal"]["scores"].shape == dets["original"]["scores"].shape
-            share = matched_share(dets["minimal"], dets["original"]) if same_count else 0.0
+            for mode in MODES:
+                set_mode(model, mode)
+                t, (dets[mode],) = timed(lambda: model([item]))
+                seconds[mode] += t
+            same_count = dets["fast"]["scores"].shape == dets["faithful"]["scores"].shape
+            share = matched_share(dets["fast"], dets["faithful"]) if same_count else 0.0
             worst_share = min(worst_share, share)
-    ratio = seconds["original"] / seconds["minimal"]
-    print(f"\n{'rule':<10} {'seconds':>9}  (subset, network + decoding + NMS)")
-    for name, s in seconds.items():
-        print(f"{name:<10} {s:>9.2f}")
-    print(f"speed-up minimal vs original: {ratio:.2f}x; detections matched: "
+    set_mode(model, "fast")
+    ratio = seconds["faithful"] / seconds["fast"]
+    print(f"\n{'mode':<10} {'seconds':>9}  (subset, network + decoding + NMS)")
+    for name, sec in seconds.items():
+        print(f"{name:<10} {sec:>9.2f}")
+    print(f"speed-up fast vs faithful: {ratio:.2f}x; detections matched: "
           f"{100 * worst_share:.1f}% (worst video; 100% = identical within tolerances)")
 
     bf16_rows = []
@@ -152,14 +136,9 @@ def main():
                   f"{100 * share:>7.1f}%")
 
     if args.json:
-        out_dir = ROOT / "benchmarks" / "results"
-        out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / "bench_inference.json"
-        path.write_text(json.dumps({
-            "torch": torch.__version__, "threads": torch.get_num_threads(),
+        write_json("bench_inference", {
             "positions_all": positions, "subset_lengths": subset, "seconds": seconds,
-            "ratio": ratio, "worst_matched_share": worst_share, "bf16": bf16_rows}, indent=2))
-        print(f"wrote {path.relative_to(ROOT)}")
+            "ratio": ratio, "worst_matched_share": worst_share, "bf16": bf16_rows})
 
 
 if __name__ == "__main__":

@@ -15,6 +15,14 @@ mask, rows of padded queries are zeroed after the softmax. The original's precon
 T % 2w == 0 is kept so that the same inputs are accepted and rejected.
 
 Heads are head-major in channels: channel ``h * hs + d`` (B, C, T) -> (B, nh, T, hs).
+
+Speed (``MaskedMHCA.fuse_qkv``, default True; numbers equal to float rounding): the original
+runs q, k and v through three depthwise convs, three LayerNorms and three 1x1 convs. When the
+three depthwise convs have the same kernel and stride (every shipped config) they run as one
+grouped conv with three outputs per channel, one LayerNorm kernel normalises the three
+results (each with its own weight and bias) and one batched matrix product applies the three
+1x1 projections. Same operations per element, ~10 fewer operator calls per block in each
+direction. ``MaskedMHCA.fuse_qkv = False`` restores the three separate paths.
 """
 from __future__ import annotations
 
@@ -25,7 +33,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .blocks import LayerNorm, MaskedConv1D
+from .blocks import Conv1d, LayerNorm, MaskedConv1D
 from .weight_init import trunc_normal_
 
 __all__ = ["MaskedMHA", "MaskedMHCA", "LocalMaskedMHCA", "local_window_attention"]
@@ -60,12 +68,12 @@ class MaskedMHA(nn.Module):
         self.n_head = n_head
         self.n_channels = n_embd // n_head
         self.scale = 1.0 / math.sqrt(self.n_channels)
-        self.key = nn.Conv1d(n_embd, n_embd, 1)
-        self.query = nn.Conv1d(n_embd, n_embd, 1)
-        self.value = nn.Conv1d(n_embd, n_embd, 1)
+        self.key = Conv1d(n_embd, n_embd, 1)
+        self.query = Conv1d(n_embd, n_embd, 1)
+        self.value = Conv1d(n_embd, n_embd, 1)
         self.attn_drop = nn.Dropout(attn_pdrop)
         self.proj_drop = nn.Dropout(proj_pdrop)
-        self.proj = nn.Conv1d(n_embd, n_embd, 1)
+        self.proj = Conv1d(n_embd, n_embd, 1)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Args: x (B, C, T); mask (B, 1, T) bool. Returns ((B, C, T), mask)."""
@@ -210,15 +218,51 @@ class MaskedMHCA(nn.Module):
         self.value_conv = MaskedConv1D(C, C, kernel, stride=self.n_kv_stride,
                                        padding=kernel // 2, groups=C, bias=False)
         self.value_norm = LayerNorm(C)
-        self.key = nn.Conv1d(C, C, 1)
-        self.query = nn.Conv1d(C, C, 1)
-        self.value = nn.Conv1d(C, C, 1)
+        self.key = Conv1d(C, C, 1)
+        self.query = Conv1d(C, C, 1)
+        self.value = Conv1d(C, C, 1)
         self.attn_drop = nn.Dropout(attn_pdrop)
         self.proj_drop = nn.Dropout(proj_pdrop)
-        self.proj = nn.Conv1d(C, C, 1)
+        self.proj = Conv1d(C, C, 1)
+
+    fuse_qkv = True
+
+    def _can_fuse_qkv(self) -> bool:
+        convs = (self.query_conv.conv, self.key_conv.conv, self.value_conv.conv)
+        return (self.fuse_qkv and LayerNorm.fused
+                and len({(c.kernel_size, c.stride, c.padding) for c in convs}) == 1
+                and all(c.bias is None for c in convs))
+
+    def _project_fused(self, x: torch.Tensor, mask: torch.Tensor):
+        """:meth:`_project` with the three paths batched (see the module docstring)."""
+        B, C, _ = x.shape
+        convs = (self.query_conv, self.key_conv, self.value_conv)
+        norms = (self.query_norm, self.key_norm, self.value_norm)
+        projs = (self.query, self.key, self.value)
+        conv = convs[0].conv
+        stride = conv.stride[0]
+        # output channel 3c + j is path j (q, k, v) of input channel c
+        weight = torch.stack([m.conv.weight for m in convs], dim=1).flatten(0, 1)
+        y = F.conv1d(x, weight, None, stride, conv.padding[0], groups=C)   # (B, 3C, T')
+        out_mask = mask[:, :, ::stride] if stride > 1 else mask
+        y = y * out_mask.to(y.dtype)
+        T = y.shape[-1]
+        y = y.view(B, C, 3, T).permute(0, 2, 3, 1)                           # (B, 3, T', C)
+        y = F.layer_norm(y, (C,), None, None, norms[0].eps)
+        ln_w = torch.stack([n.weight.view(C) for n in norms])[:, None]       # (3, 1, C)
+        ln_b = torch.stack([n.bias.view(C) for n in norms])[:, None]
+        y = y * ln_w + ln_b
+        proj_w = torch.stack([p.weight.view(C, C) for p in projs])           # (3, C, C)
+        proj_b = torch.stack([p.bias for p in projs])[:, None]               # (3, 1, C)
+        y = torch.matmul(y, proj_w.transpose(1, 2)) + proj_b                 # (B, 3, T', C)
+        q, k, v = (y[:, j].view(B, T, self.n_head, self.n_channels).transpose(1, 2)
+                   for j in range(3))
+        return q * self.scale, k, v, out_mask, out_mask
 
     def _project(self, x: torch.Tensor, mask: torch.Tensor):
         """Returns q (scaled), k, v as (B, nh, T', hs) and the masks (B, 1, T') of q and kv."""
+        if self._can_fuse_qkv():
+            return self._project_fused(x, mask)
         q, qx_mask = self.query_conv(x, mask)
         q = self.query_norm(q)
         k, kv_mask = self.key_conv(x, mask)

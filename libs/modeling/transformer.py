@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .attention import LocalMaskedMHCA, MaskedMHCA
-from .blocks import AffineDropPath, LayerNorm
+from .blocks import AffineDropPath, Conv1d, LayerNorm
 
 __all__ = ["TransformerBlock"]
 
@@ -63,10 +63,10 @@ class TransformerBlock(nn.Module):
         if n_out is None:
             n_out = n_embd
         self.mlp = nn.Sequential(
-            nn.Conv1d(n_embd, n_hidden, 1),
+            Conv1d(n_embd, n_hidden, 1),
             act_layer(),
             nn.Dropout(proj_pdrop, inplace=True),
-            nn.Conv1d(n_hidden, n_out, 1),
+            Conv1d(n_hidden, n_out, 1),
             nn.Dropout(proj_pdrop, inplace=True),
         )
         if path_pdrop > 0.0:

@@ -69,7 +69,13 @@ def init_distributed(device: torch.device) -> bool:
 
 
 def destroy_distributed() -> None:
+    """Waits for every process, then destroys the process group (no-op in one process).
+
+    The barrier matters: a process that tears down gloo while another still works (rank 0
+    saving or evaluating) can abort at exit ("terminate called without an active exception").
+    """
     if is_dist_avail_and_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 

@@ -73,6 +73,25 @@ def test_eval_and_saveonly(full_run, repo_root):
     assert len(res["video-id"]) == res["score"].shape[0] > 0
 
 
+def test_eval_bf16_is_opt_in_and_close(full_run, repo_root):
+    _, cfg, exp, _ = full_run
+    results = {}
+    for flag in ([], ["--bf16"]):
+        proc = run_script(repo_root, "eval.py", str(cfg), str(exp), "--saveonly", *flag)
+        assert ("Inference under bfloat16 autocast (--bf16)" in proc.stdout) == bool(flag)
+        with open(exp / "eval_results.pkl", "rb") as f:
+            results[bool(flag)] = pickle.load(f)
+        os.remove(exp / "eval_results.pkl")
+    fp32, bf16 = results[False], results[True]
+    assert set(bf16["video-id"]) == set(fp32["video-id"])
+    # bf16 keeps about 3 significant digits: the strongest detection of each video moves a
+    # little, it does not disappear
+    for vid in set(fp32["video-id"]):
+        a = fp32["score"][[v == vid for v in fp32["video-id"]]].max()
+        b = bf16["score"][[v == vid for v in bf16["video-id"]]].max()
+        assert abs(a - b) < 0.05 * max(a, 1e-3), vid
+
+
 def test_eval_original_checkpoint(full_run, repo_root, conformance_dir):
     _, cfg, _, _ = full_run
     ckpt = conformance_dir / "tiny_thumos_perturbed" / "epoch_000.pth.tar"
