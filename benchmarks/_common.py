@@ -40,8 +40,7 @@ from libs.engine.ema import ModelEma  # noqa: E402
 from libs.engine.lr_schedulers import make_scheduler  # noqa: E402
 from libs.engine.optim import make_optimizer  # noqa: E402
 from libs.engine.train_loop import train_step  # noqa: E402
-from libs.modeling.attention import MaskedMHCA  # noqa: E402
-from libs.modeling.blocks import LayerNorm, set_dense_conv_backend  # noqa: E402
+from libs.modeling.blocks import set_fast_kernels  # noqa: E402
 
 SHARED = Path(os.environ.get("ACTIONFORMER_SHARED", ROOT.parent / "shared"))
 SEG_TOL, SCORE_TOL = 1e-3, 1e-4  # detections: seconds, score (conformance README)
@@ -128,11 +127,10 @@ def make_video(T: int, C: int, g: torch.Generator, num_classes: Optional[int] = 
 
 # ------------------------------------------------------------------------ training procedures
 def use_original_kernels(original: bool) -> None:
-    """Process-wide switches of libs.modeling: True = the original's operators and arithmetic
-    (oneDNN dense convs, eight-operator LayerNorm, separate q / k / v), False = the defaults."""
-    set_dense_conv_backend("default" if original else "native")
-    LayerNorm.fused = not original
-    MaskedMHCA.fuse_qkv = not original
+    """Process-wide switch of libs.modeling: True = the original's operators and arithmetic
+    (oneDNN dense convs, eight-operator LayerNorm, separate q / k / v), False = the defaults
+    (those replaced on small inputs: libs/modeling/blocks.py)."""
+    set_fast_kernels(not original)
 
 
 def _per_video_assignment(model: torch.nn.Module) -> None:

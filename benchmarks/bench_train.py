@@ -11,11 +11,12 @@ Modes (benchmarks/_common.py): ``faithful`` (the original's procedure and kernel
 padding) against ``fast`` (the defaults); ``--modes`` can add ``overhead`` (fast kernels,
 original padding). Every mode starts from the same weights and seed; modes are interleaved
 step by step over the same batches. The epoch is 100 batches (all 200 videos); ``--iters``
-of them are timed (a subset: the scale is printed) after one warm-up step, and the epoch time
-is estimated as the mean step time x 100. Checked: the first step's loss equal across modes
+of them, evenly spaced through the epoch (so the sample has the epoch's length mix; its
+positions are printed), are timed after one warm-up step, and the epoch time is estimated as
+the mean step time x 100. Checked: the first step's loss equal across modes
 (rtol 1e-5) and every step's loss close (rtol 1e-3: the fused optimizer rounds differently).
 
-Usage: python benchmarks/bench_train.py [--iters N] [--modes faithful,fast] [--threads N]
+Usage: python benchmarks/bench_train.py [--iters N (default 20)] [--modes faithful,fast] [--threads N]
        [--json]
 """
 from __future__ import annotations
@@ -37,7 +38,7 @@ from libs.modeling import make_meta_arch  # noqa: E402
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--iters", type=int, default=10, help="timed steps of batch 2")
+    parser.add_argument("--iters", type=int, default=20, help="timed steps of batch 2")
     parser.add_argument("--modes", default="faithful,fast", help="comma list of modes")
     add_common_args(parser)
     args = parser.parse_args()
@@ -53,17 +54,22 @@ def main():
     epoch = [[lengths[i] for i in order[j:j + 2]] for j in range(0, len(order), 2)]
     positions = {rule: sum(base.padded_length(b, rule) * len(b) for b in epoch)
                  for rule in ("original", "minimal")}
-    batches = [[make_video(T, C, g, num_classes=K) for T in b] for b in epoch[:args.iters + 1]]
-    timed_pos = {rule: sum(base.padded_length(b, rule) * len(b) for b in epoch[1:args.iters + 1])
+    # timed: every k-th batch of the epoch (a sample with the epoch's length mix), after
+    # one untimed warm-up batch
+    step = max(1, len(epoch) // args.iters)
+    sample = [epoch[-1]] + epoch[::step][:args.iters]
+    batches = [[make_video(T, C, g, num_classes=K) for T in b] for b in sample]
+    timed_pos = {rule: sum(base.padded_length(b, rule) * len(b) for b in sample[1:])
                  for rule in ("original", "minimal")}
     print(machine_line())
     print(f"thumos_i3d training, {len(lengths)} validation videos (sum of truncated T "
           f"{sum(lengths):,}), {len(epoch)} batches of 2 per epoch")
     print(f"positions per epoch: original {positions['original']:,}, minimal "
           f"{positions['minimal']:,} ({positions['original'] / positions['minimal']:.2f}x fewer)")
-    print(f"timed: batches 2..{args.iters + 1} of the epoch (positions original "
-          f"{timed_pos['original']:,}, minimal {timed_pos['minimal']:,}); each mode steps "
-          "through the same batches, interleaved")
+    print(f"timed: {len(sample) - 1} batches, every {step}th of the epoch (positions original "
+          f"{timed_pos['original']:,}, minimal {timed_pos['minimal']:,}: "
+          f"{timed_pos['original'] / timed_pos['minimal']:.2f}x fewer); each mode steps "
+          "through the same batches, interleaved, after one warm-up batch")
 
     procs = {m: build_procedure(base, cfg, m, len(epoch)) for m in modes}
     seconds = {m: 0.0 for m in modes}

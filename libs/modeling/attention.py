@@ -16,13 +16,13 @@ T % 2w == 0 is kept so that the same inputs are accepted and rejected.
 
 Heads are head-major in channels: channel ``h * hs + d`` (B, C, T) -> (B, nh, T, hs).
 
-Speed (``MaskedMHCA.fuse_qkv``, default True; numbers equal to float rounding): the original
-runs q, k and v through three depthwise convs, three LayerNorms and three 1x1 convs. When the
-three depthwise convs have the same kernel and stride (every shipped config) they run as one
-grouped conv with three outputs per channel, one LayerNorm kernel normalises the three
+Speed on small inputs (``blocks.use_fast_kernel``; numbers equal to float rounding): the
+original runs q, k and v through three depthwise convs, three LayerNorms and three 1x1 convs.
+When the three depthwise convs have the same kernel and stride (every shipped config) they run
+as one grouped conv with three outputs per channel, one LayerNorm kernel normalises the three
 results (each with its own weight and bias) and one batched matrix product applies the three
-1x1 projections. Same operations per element, ~10 fewer operator calls per block in each
-direction. ``MaskedMHCA.fuse_qkv = False`` restores the three separate paths.
+1x1 projections: ~10 fewer operator calls per block in each direction. Large inputs (and
+``blocks.set_fast_kernels(False)``) keep the three separate paths.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .blocks import Conv1d, LayerNorm, MaskedConv1D
+from .blocks import Conv1d, LayerNorm, MaskedConv1D, use_fast_kernel
 from .weight_init import trunc_normal_
 
 __all__ = ["MaskedMHA", "MaskedMHCA", "LocalMaskedMHCA", "local_window_attention"]
@@ -225,11 +225,9 @@ class MaskedMHCA(nn.Module):
         self.proj_drop = nn.Dropout(proj_pdrop)
         self.proj = Conv1d(C, C, 1)
 
-    fuse_qkv = True
-
-    def _can_fuse_qkv(self) -> bool:
+    def _can_fuse_qkv(self, x: torch.Tensor) -> bool:
         convs = (self.query_conv.conv, self.key_conv.conv, self.value_conv.conv)
-        return (self.fuse_qkv and LayerNorm.fused
+        return (use_fast_kernel(3 * x.numel())
                 and len({(c.kernel_size, c.stride, c.padding) for c in convs}) == 1
                 and all(c.bias is None for c in convs))
 
@@ -261,7 +259,7 @@ class MaskedMHCA(nn.Module):
 
     def _project(self, x: torch.Tensor, mask: torch.Tensor):
         """Returns q (scaled), k, v as (B, nh, T', hs) and the masks (B, 1, T') of q and kv."""
-        if self._can_fuse_qkv():
+        if self._can_fuse_qkv(x):
             return self._project_fused(x, mask)
         q, qx_mask = self.query_conv(x, mask)
         q = self.query_norm(q)

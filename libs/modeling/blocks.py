@@ -9,14 +9,21 @@ length is asserted to be divisible by the stride.
 
 Layout: features (B, C, T) float, masks (B, 1, T) bool (True = valid).
 
-Speed (numbers equal to float rounding): every dense (``groups == 1``) 1-D convolution of the
-network is a :class:`Conv1d`, an ``nn.Conv1d`` (same parameters, names, init and random-number
-use) whose float32 CPU forward and backward run on PyTorch's native im2col + GEMM kernels
-instead of oneDNN. On this CPU oneDNN spends ~100 us per call planning / reordering for small
-inputs and is slower for the 1x1 convolutions of every size (THUMOS MLP 512->2048 at
-T = 2,304: forward 86 -> 70 ms, forward + backward 238 -> 186 ms; 64-channel 1x1 at T = 256:
-541 -> 230 us). Grouped / depthwise convolutions, other devices, other dtypes and autocast keep
-PyTorch's choice. ``set_dense_conv_backend('default')`` restores PyTorch's choice everywhere.
+Speed on small inputs (numbers equal to float rounding): when a float32 CPU tensor has at most
+``FAST_KERNEL_MAX_NUMEL`` elements (131,072: e.g. 2 x 64 channels x 1,024 steps), the time
+goes to per-operator overhead, not arithmetic, and three layers switch to kernels with fewer
+or cheaper calls:
+
+* :class:`Conv1d` (every dense, ``groups == 1`` conv of the network: an ``nn.Conv1d`` with the
+  same parameters, names, init and random-number use) runs forward and backward on PyTorch's
+  native im2col + GEMM kernels instead of oneDNN, which spends ~100 us per call planning and
+  reordering (64-channel 1x1 conv at T = 256, forward + backward: 541 -> 230 us);
+* :class:`LayerNorm` runs one ``F.layer_norm`` kernel instead of eight elementwise operators;
+* the attention's q / k / v paths run batched (attention.py).
+
+On large inputs (the full-size models) these kernels measured no faster or slower inside the
+network, so the original operators run there. ``set_fast_kernels(False)`` restores the
+original operators everywhere (the benchmarks' faithful mode).
 """
 from __future__ import annotations
 
@@ -29,30 +36,29 @@ from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
 __all__ = [
-    "Conv1d", "set_dense_conv_backend", "get_dense_conv_backend", "MaskedConv1D", "LayerNorm", "Scale", "drop_path", "DropPath", "AffineDropPath",
+    "Conv1d", "set_fast_kernels", "fast_kernels_enabled", "use_fast_kernel", "MaskedConv1D", "LayerNorm", "Scale", "drop_path", "DropPath", "AffineDropPath",
     "get_sinusoid_encoding", "ConvBlock",
 ]
 
 
-DENSE_CONV_BACKENDS = ("native", "default")
-_dense_conv_backend = "native"
+FAST_KERNEL_MAX_NUMEL = 1 << 17
+_fast_kernels = True
 
 
-def set_dense_conv_backend(name: str) -> str:
-    """Chooses how :class:`Conv1d` runs dense float32 CPU convolutions; returns the previous.
-
-    'native': PyTorch's im2col + GEMM kernels (the default here); 'default': whatever PyTorch
-    picks (oneDNN on CPU), as the original.
-    """
-    global _dense_conv_backend
-    if name not in DENSE_CONV_BACKENDS:
-        raise ValueError(f"dense conv backend must be one of {DENSE_CONV_BACKENDS}, got {name!r}")
-    previous, _dense_conv_backend = _dense_conv_backend, name
+def set_fast_kernels(enabled: bool) -> bool:
+    """Turns the small-input kernels (module docstring) on / off; returns the previous state."""
+    global _fast_kernels
+    previous, _fast_kernels = _fast_kernels, bool(enabled)
     return previous
 
 
-def get_dense_conv_backend() -> str:
-    return _dense_conv_backend
+def fast_kernels_enabled() -> bool:
+    return _fast_kernels
+
+
+def use_fast_kernel(*numels: int) -> bool:
+    """True when the fast kernels are on and every given element count is small."""
+    return _fast_kernels and max(numels) <= FAST_KERNEL_MAX_NUMEL
 
 
 class _OneDnnOff:
@@ -91,17 +97,18 @@ class _NativeConv1dFunction(torch.autograd.Function):
 
 
 class Conv1d(nn.Conv1d):
-    """``nn.Conv1d`` that runs dense float32 CPU convolutions on the native kernels.
+    """``nn.Conv1d`` that runs small dense float32 CPU convolutions on the native kernels.
 
     Same constructor, parameters and state_dict as ``nn.Conv1d``; only ``zeros`` padding and
     integer stride / padding / dilation are routed (anything else uses ``nn.Conv1d``).
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (_dense_conv_backend != "native" or self.groups != 1 or x.device.type != "cpu"
+        if (self.groups != 1 or x.device.type != "cpu" or x.dim() != 3
                 or x.dtype != torch.float32 or self.weight.dtype != torch.float32
                 or self.padding_mode != "zeros" or isinstance(self.padding, str)
-                or torch.is_autocast_enabled("cpu")):
+                or torch.is_autocast_enabled("cpu")
+                or not use_fast_kernel(x.numel(), x.shape[0] * self.out_channels * x.shape[-1])):
             return super().forward(x)
         stride, padding, dilation = self.stride[0], self.padding[0], self.dilation[0]
         if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad or (
@@ -159,15 +166,12 @@ class LayerNorm(nn.Module):
     Parameters ``weight`` (ones) and ``bias`` (zeros) have shape (1, C, 1). The variance is
     the biased one, as in ``nn.LayerNorm``.
 
-    Speed: with ``LayerNorm.fused`` (class switch, default True) the normalisation runs as one
+    Speed: on small inputs (``use_fast_kernel``) the normalisation runs as one
     ``F.layer_norm`` kernel on the (B, T, C) view instead of the original's eight elementwise
     operators (and about fifteen in the backward pass); the result agrees to float rounding
-    (the kernel accumulates the mean and variance in another order: ~1e-7 relative, tested)
-    and is returned as a (B, C, T) view of a (B, T, C) tensor. A zero column still becomes
-    exactly ``bias``. ``LayerNorm.fused = False`` restores the original arithmetic.
+    (the kernel accumulates the mean and variance in another order: ~1e-7 relative, tested).
+    A zero column still becomes exactly ``bias``.
     """
-
-    fused = True
 
     def __init__(self, num_channels: int, eps: float = 1e-5, affine: bool = True,
                  device=None, dtype=None) -> None:
@@ -186,7 +190,7 @@ class LayerNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x (B, C, T). Returns: (B, C, T) normalised over C."""
         assert x.dim() == 3 and x.shape[1] == self.num_channels
-        if LayerNorm.fused:
+        if use_fast_kernel(x.numel()):
             weight = self.weight.view(-1) if self.affine else None
             bias = self.bias.view(-1) if self.affine else None
             return F.layer_norm(x.transpose(1, 2), (self.num_channels,), weight, bias,

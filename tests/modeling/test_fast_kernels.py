@@ -1,8 +1,7 @@
-"""The speed switches of libs.modeling keep the numbers (float rounding only).
+"""The small-input kernels of libs.modeling keep the numbers (float rounding only).
 
-Oracles: the original's arithmetic, selected by the same switches (``LayerNorm.fused =
-False``, ``MaskedMHCA.fuse_qkv = False``, ``set_dense_conv_backend('default')``), and
-hand-worked values (a zero column normalises to exactly the bias).
+Oracles: the original's operators, selected by ``set_fast_kernels(False)`` (and used on large
+inputs), and hand-worked values (a zero column normalises to exactly the bias).
 """
 from __future__ import annotations
 
@@ -10,18 +9,18 @@ import pytest
 import torch
 from torch import nn
 
+from libs.modeling import blocks
 from libs.modeling.attention import LocalMaskedMHCA, MaskedMHCA
-from libs.modeling.blocks import (Conv1d, LayerNorm, get_dense_conv_backend,
-                                  set_dense_conv_backend)
+from libs.modeling.blocks import (FAST_KERNEL_MAX_NUMEL, Conv1d, LayerNorm,
+                                  fast_kernels_enabled, set_fast_kernels)
 
 
 @pytest.fixture
 def original_kernels():
-    """Restores the defaults after a test flips the process-wide switches."""
-    state = (LayerNorm.fused, MaskedMHCA.fuse_qkv, get_dense_conv_backend())
+    """Restores the default after a test flips the process-wide switch."""
+    state = fast_kernels_enabled()
     yield
-    LayerNorm.fused, MaskedMHCA.fuse_qkv = state[:2]
-    set_dense_conv_backend(state[2])
+    set_fast_kernels(state)
 
 
 def _fwd_bwd(module, *inputs):
@@ -49,9 +48,9 @@ def test_layernorm_kernel_matches_the_original_arithmetic(original_kernels):
         ln.bias.normal_()
     x = torch.randn(2, 16, 40) * 3 + 1
     x[:, :, -5:] = 0  # padded columns
-    LayerNorm.fused = True
+    set_fast_kernels(True)
     fast = _fwd_bwd(ln, x)
-    LayerNorm.fused = False
+    set_fast_kernels(False)
     slow = _fwd_bwd(ln, x)
     torch.testing.assert_close(fast[0], slow[0], atol=1e-5, rtol=1e-5)
     _assert_close_lists(fast[1], slow[1])
@@ -72,10 +71,11 @@ def test_fused_qkv_matches_three_separate_paths(original_kernels, cls, stride):
     x = torch.randn(2, 16, 32)
     mask = torch.ones(2, 1, 32, dtype=torch.bool)
     mask[1, :, 21:] = False
-    MaskedMHCA.fuse_qkv = True
-    assert attn._can_fuse_qkv()
+    set_fast_kernels(True)
+    assert attn._can_fuse_qkv(x)
     fast = _fwd_bwd(attn, x, mask)
-    MaskedMHCA.fuse_qkv = False
+    set_fast_kernels(False)
+    assert not attn._can_fuse_qkv(x)
     slow = _fwd_bwd(attn, x, mask)
     torch.testing.assert_close(fast[0], slow[0], atol=1e-5, rtol=1e-5)
     _assert_close_lists(fast[1], slow[1])
@@ -85,8 +85,8 @@ def test_qkv_fusion_needs_identical_convs(original_kernels):
     attn = MaskedMHCA(16, 4, n_qx_stride=4, n_kv_stride=2)
     # the query conv's kernel follows n_qx_stride, its stride n_kv_stride: kernels differ
     assert attn.query_conv.conv.kernel_size != attn.key_conv.conv.kernel_size
-    assert not attn._can_fuse_qkv()
     x, mask = torch.randn(1, 16, 16), torch.ones(1, 1, 16, dtype=torch.bool)
+    assert not attn._can_fuse_qkv(x)
     out, out_mask = attn(x, mask)
     assert out.shape == (1, 16, 8) and out_mask.shape == (1, 1, 8)
 
@@ -100,7 +100,6 @@ def test_native_dense_conv_matches_pytorch_default(original_kernels, cin, cout, 
     ref = nn.Conv1d(cin, cout, k, stride, k // 2, bias=bias)
     ref.load_state_dict(conv.state_dict())
     x = torch.randn(2, cin, 24)
-    set_dense_conv_backend("native")
     fast = _fwd_bwd(conv, x)
     slow = _fwd_bwd(ref, x)
     torch.testing.assert_close(fast[0], slow[0], atol=1e-5, rtol=1e-5)
@@ -120,8 +119,20 @@ def test_conv1d_is_an_nn_conv1d_with_the_same_state_and_rng_use():
         assert torch.equal(a, b)
 
 
-def test_backend_switch_errors_and_returns_previous(original_kernels):
-    assert set_dense_conv_backend("default") == "native"
-    assert get_dense_conv_backend() == "default"
-    with pytest.raises(ValueError, match="native"):
-        set_dense_conv_backend("mkl")
+def test_switch_returns_previous_and_large_inputs_keep_the_original_operators(
+        original_kernels, monkeypatch):
+    assert set_fast_kernels(False) is True and not fast_kernels_enabled()
+    assert set_fast_kernels(True) is False
+    # above the size limit the original arithmetic runs: bitwise the switched-off result
+    torch.manual_seed(0)
+    ln = LayerNorm(8)
+    with torch.no_grad():
+        ln.bias.normal_()
+    x = torch.randn(1, 8, FAST_KERNEL_MAX_NUMEL // 8 + 1)
+    big = ln(x)
+    set_fast_kernels(False)
+    assert torch.equal(big, ln(x))
+    # and the fast path is taken below it (the kernel rounds differently somewhere)
+    set_fast_kernels(True)
+    monkeypatch.setattr(blocks, "FAST_KERNEL_MAX_NUMEL", x.numel())
+    assert blocks.use_fast_kernel(x.numel()) and not torch.equal(ln(x), big)
