@@ -8,12 +8,14 @@
 
   - ``faithful``: the original's procedure and arithmetic: every batch padded by the original
     rule (REFERENCE §3.10), PyTorch's default (oneDNN) convolutions, the original's
-    LayerNorm arithmetic, separate q / k / v paths, heads run level by level, label
+    LayerNorm arithmetic, separate q / k / v paths, the original's local attention algorithm
+    (Longformer overlapping chunks), heads run level by level, label
     assignment video by video, the optimizer's per-parameter loop, ``clip_grad_norm_``'s
     per-tensor loop, the EMA updated entry by entry;
   - ``overhead``: the fast per-iteration code (native dense convolutions, one LayerNorm
-    kernel, batched q / k / v, heads over the concatenated pyramid, fused optimizer, foreach
-    clipping and EMA, batched assignment) with the original padding;
+    kernel, batched q / k / v on small inputs, banded local attention, heads over the
+    concatenated pyramid, fused optimizer, foreach clipping and EMA, batched assignment) with
+    the original padding;
   - ``fast``: the defaults of this project (``overhead`` + minimal padding).
 
 * detection matching within the conformance tolerances.
@@ -40,6 +42,7 @@ from libs.engine.ema import ModelEma  # noqa: E402
 from libs.engine.lr_schedulers import make_scheduler  # noqa: E402
 from libs.engine.optim import make_optimizer  # noqa: E402
 from libs.engine.train_loop import train_step  # noqa: E402
+from libs.modeling.attention import LocalMaskedMHCA  # noqa: E402
 from libs.modeling.blocks import set_fast_kernels  # noqa: E402
 
 SHARED = Path(os.environ.get("ACTIONFORMER_SHARED", ROOT.parent / "shared"))
@@ -127,10 +130,11 @@ def make_video(T: int, C: int, g: torch.Generator, num_classes: Optional[int] = 
 
 # ------------------------------------------------------------------------ training procedures
 def use_original_kernels(original: bool) -> None:
-    """Process-wide switch of libs.modeling: True = the original's operators and arithmetic
-    (oneDNN dense convs, eight-operator LayerNorm, separate q / k / v), False = the defaults
-    (those replaced on small inputs: libs/modeling/blocks.py)."""
+    """Process-wide switches of libs.modeling: True = the original's operators and algorithms
+    (oneDNN dense convs, eight-operator LayerNorm, separate q / k / v, the overlapping-chunk
+    local attention), False = the defaults (libs/modeling/blocks.py, attention.py)."""
     set_fast_kernels(not original)
+    LocalMaskedMHCA.attention_kernel = "chunked" if original else "banded"
 
 
 def _per_video_assignment(model: torch.nn.Module) -> None:

@@ -36,7 +36,8 @@ from torch.nn import functional as F
 from .blocks import Conv1d, LayerNorm, MaskedConv1D, use_fast_kernel
 from .weight_init import trunc_normal_
 
-__all__ = ["MaskedMHA", "MaskedMHCA", "LocalMaskedMHCA", "local_window_attention"]
+__all__ = ["MaskedMHA", "MaskedMHCA", "LocalMaskedMHCA", "local_window_attention",
+           "chunked_window_attention"]
 
 
 def _split_heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
@@ -178,6 +179,83 @@ def local_window_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     return out.reshape(B, nh, t_pad, hs)[:, :, :T]           # (B, nh, T, hs)
 
 
+# --------------------------------------------------------------- the original's algorithm
+def _overlapping_chunks(x: torch.Tensor, w: int) -> torch.Tensor:
+    """(BH, T, d) -> (BH, T / w - 1, 2w, d): chunks of 2w steps overlapping by w (a view)."""
+    BH, T, d = x.shape
+    x = x.contiguous().view(BH, T // (2 * w), 2 * w, d)
+    size, stride = list(x.size()), list(x.stride())
+    size[1], stride[1] = size[1] * 2 - 1, stride[1] // 2
+    return x.as_strided(size=size, stride=stride)
+
+
+def _chunked_band_scores(q: torch.Tensor, k: torch.Tensor, w: int) -> torch.Tensor:
+    """Band scores (BH, T, 2w + 1) of (BH, T, d) queries and keys from chunk products; column
+    c of row i is key i - w + c; out-of-range corners are -inf."""
+    BH, T, _ = q.shape
+    n = T // w - 1
+    chunk = torch.einsum("bcxd,bcyd->bcxy", _overlapping_chunks(q, w),
+                         _overlapping_chunks(k, w))                       # (BH, n, 2w, 2w)
+    # pad one row and re-read as (2w, 2w + 1): row x then holds keys x - w ... x + w
+    chunk = F.pad(chunk, (0, 0, 0, 1)).view(BH, n, 2 * w, 2 * w + 1)
+    band = chunk.new_zeros(BH, n + 1, w, 2 * w + 1)
+    band[:, :-1, :, w:] = chunk[:, :, :w, :w + 1]
+    band[:, -1, :, w:] = chunk[:, -1, w:, :w + 1]
+    band[:, 1:, :, :w] = chunk[:, :, -(w + 1):-1, w + 1:]
+    band[:, 0, 1:w, 1:w] = chunk[:, 0, :w - 1, 1 - w:]
+    band = band.view(BH, T, 2 * w + 1)
+    begin = band.new_ones(w, w + 1).tril().flip(dims=[0]).bool()         # keys before 0
+    band[:, :w, :w + 1] = band[:, :w, :w + 1].masked_fill(begin, float("-inf"))
+    end = begin.flip(dims=(0, 1))                                        # keys after T - 1
+    band[:, -w:, -(w + 1):] = band[:, -w:, -(w + 1):].masked_fill(end, float("-inf"))
+    return band
+
+
+def _chunked_band_values(probs: torch.Tensor, v: torch.Tensor, w: int) -> torch.Tensor:
+    """sum_c probs[i, c] * v[i - w + c] from chunk products: (BH, T, 2w + 1), (BH, T, d)."""
+    BH, T, d = v.shape
+    n = T // w
+    padded_v = F.pad(v, (0, 0, w, w), value=-1.0)  # pads always meet a zero weight
+    s0, s1, s2 = padded_v.stride()
+    chunked_v = padded_v.as_strided(size=(BH, n, 3 * w, d), stride=(s0, w * s1, s1, s2))
+    p = probs.reshape(BH, n, w, 2 * w + 1)
+    # diagonalise: row x of chunk c gets its 2w + 1 weights at columns x ... x + 2w of 3w
+    p = F.pad(p, (0, w + 1)).view(BH, n, -1)[:, :, :-w]
+    p = p.view(BH, n, w, 3 * w + 1)[:, :, :, :-1]
+    return torch.einsum("bcwd,bcdh->bcwh", p, chunked_v).reshape(BH, T, d)
+
+
+def chunked_window_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                             kv_mask: torch.Tensor, window_overlap: int,
+                             rel_pe: torch.Tensor | None = None,
+                             attn_drop: nn.Module | None = None) -> torch.Tensor:
+    """The original's local attention algorithm (REFERENCE §3.3: Longformer overlapping
+    chunks), same arguments and result as :func:`local_window_attention`.
+
+    Not used by the model: kept as the reference the benchmarks' faithful mode runs (it does
+    about four times the band's work in many more operators) and that tests compare the banded
+    kernel with. Needs ``T % (2 * window_overlap) == 0`` (the original's assertion).
+    """
+    B, nh, T, hs = q.shape
+    w = window_overlap
+    assert T % (2 * w) == 0, "chunked attention needs T divisible by 2 * window_overlap"
+    scores = _chunked_band_scores(q.reshape(B * nh, T, hs), k.reshape(B * nh, T, hs), w)
+    scores = scores.view(B, nh, T, 2 * w + 1)
+    if rel_pe is not None:
+        scores = scores + rel_pe.view(1, nh, 1, 2 * w + 1)
+    # the key-mask term: the same banded product of an all-ones query with 0 / -1e4 keys
+    key_term = (1.0 - kv_mask.to(q.dtype))[:, :, None] * -1e4               # (B, T, 1)
+    mask_band = _chunked_band_scores(torch.ones_like(key_term), key_term, w)  # (B, T, 2w+1)
+    scores = scores + mask_band[:, None]
+    probs = F.softmax(scores, dim=-1)
+    probs = probs.masked_fill(torch.logical_not(kv_mask)[:, None, :, None], 0.0)
+    if attn_drop is not None:
+        probs = attn_drop(probs)
+    out = _chunked_band_values(probs.reshape(B * nh, T, 2 * w + 1),
+                               v.reshape(B * nh, T, hs), w)
+    return out.view(B, nh, T, hs)
+
+
 class MaskedMHCA(nn.Module):
     """Global multi-head "conv attention": depthwise conv + LayerNorm before q/k/v.
 
@@ -299,6 +377,9 @@ class LocalMaskedMHCA(MaskedMHCA):
     # divisibility; the model switches the check off only while it runs its exact minimal
     # padding (meta_archs.PtTransformer.forward_features), never for the original rule.
     check_length_divisible = True
+    # 'banded' (local_window_attention) or 'chunked' (the original's algorithm, the reference
+    # of the benchmarks' faithful mode; needs the original padding)
+    attention_kernel = "banded"
 
     def __init__(self, n_embd: int, n_head: int, window_size: int, n_qx_stride: int = 1,
                  n_kv_stride: int = 1, attn_pdrop: float = 0.0, proj_pdrop: float = 0.0,
@@ -325,7 +406,8 @@ class LocalMaskedMHCA(MaskedMHCA):
             assert T % (2 * self.window_overlap) == 0, \
                 "local attention needs the (downsampled) length to be divisible by " \
                 "2 * (window // 2)"
-        out = local_window_attention(
-            q, k, v, kv_mask[:, 0, :], self.window_overlap,
-            rel_pe=self.rel_pe if self.use_rel_pe else None, attn_drop=self.attn_drop)
+        kernel = (chunked_window_attention if self.attention_kernel == "chunked"
+                  else local_window_attention)
+        out = kernel(q, k, v, kv_mask[:, 0, :], self.window_overlap,
+                     rel_pe=self.rel_pe if self.use_rel_pe else None, attn_drop=self.attn_drop)
         return self._output(out, qx_mask), qx_mask

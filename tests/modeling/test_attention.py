@@ -119,3 +119,33 @@ def test_global_mhca_ignores_padded_keys():
     out2, _ = attn(x2, mask)
     torch.testing.assert_close(out1, out2)
     assert (out1[..., 6:] == 0).all()
+
+
+@pytest.mark.parametrize("T,w,use_rel_pe", [(32, 4, False), (36, 9, True), (16, 2, True),
+                                           (64, 4, False)])
+def test_original_chunked_algorithm_equals_the_banded_kernel(T, w, use_rel_pe):
+    """Two independent implementations of REFERENCE §3.3: the original's overlapping chunks
+    and the block-banded kernel, on a padded batch."""
+    from libs.modeling.attention import chunked_window_attention
+    g = torch.Generator().manual_seed(T + w)
+    q, k, v = (torch.randn(2, 4, T, 8, generator=g) for _ in range(3))
+    mask = torch.ones(2, T, dtype=torch.bool)
+    mask[1, T - 7:] = False
+    rel = torch.randn(1, 1, 4, 2 * w + 1, generator=g) if use_rel_pe else None
+    banded = local_window_attention(q, k, v, mask, w, rel)
+    chunked = chunked_window_attention(q, k, v, mask, w, rel)
+    torch.testing.assert_close(chunked, banded, atol=1e-5, rtol=1e-5)
+    assert torch.all(chunked[1, :, T - 7:] == 0)
+    with pytest.raises(AssertionError, match="divisible"):
+        chunked_window_attention(q[:, :, :-1], k[:, :, :-1], v[:, :, :-1], mask[:, :-1], w)
+
+
+def test_module_kernel_switch(monkeypatch):
+    torch.manual_seed(0)
+    attn = LocalMaskedMHCA(16, 4, window_size=9, n_qx_stride=2, n_kv_stride=2, use_rel_pe=True)
+    x = torch.randn(2, 16, 32)
+    mask = torch.ones(2, 1, 32, dtype=torch.bool)
+    mask[0, :, 20:] = False
+    banded = attn(x, mask)[0]
+    monkeypatch.setattr(LocalMaskedMHCA, "attention_kernel", "chunked")
+    torch.testing.assert_close(attn(x, mask)[0], banded, atol=1e-5, rtol=1e-5)
