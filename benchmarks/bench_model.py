@@ -20,38 +20,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import sys
-import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import ROOT, peak_rss_mb  # noqa: E402
+from _common import best_time as timeit  # noqa: E402
 from libs.core import load_config  # noqa: E402
 from libs.modeling import make_meta_arch  # noqa: E402
 from libs.modeling.attention import local_window_attention  # noqa: E402
 
 ORIGINAL_ANCHORS = {"train_step": 4.11, "infer_2304": 0.62, "infer_9216": 2.70}
-
-
-def peak_rss_mb() -> float:
-    # ru_maxrss is in KiB on Linux
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def timeit(fn, repeats: int, warmup: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def make_video(T: int, C: int, seed: int, with_gt: bool = True):

@@ -91,7 +91,8 @@ def test_qkv_fusion_needs_identical_convs(original_kernels):
     assert out.shape == (1, 16, 8) and out_mask.shape == (1, 1, 8)
 
 
-@pytest.mark.parametrize("cin,cout,k,stride,bias", [(8, 16, 1, 1, True), (16, 8, 3, 1, False),
+@pytest.mark.parametrize("cin,cout,k,stride,bias", [(8, 16, 1, 1, True), (16, 8, 1, 1, False),
+                                                    (16, 8, 3, 1, False), (8, 8, 1, 2, True),
                                                     (8, 8, 3, 2, True), (8, 4, 5, 1, True)])
 def test_native_dense_conv_matches_pytorch_default(original_kernels, cin, cout, k, stride,
                                                    bias):
