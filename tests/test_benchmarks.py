@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-SCRIPTS = ["bench_eval.py", "bench_inference.py", "bench_model.py", "bench_nms.py",
-           "bench_tiny.py", "bench_train.py"]
+SCRIPTS = ["bench_bf16.py", "bench_eval.py", "bench_inference.py", "bench_model.py",
+           "bench_nms.py", "bench_tiny.py", "bench_train.py"]
 
 
 def _run(repo_root, *args, timeout=300):
