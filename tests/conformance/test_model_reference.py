@@ -15,7 +15,7 @@ import torch
 
 from libs.modeling import AffineDropPath, make_meta_arch
 from libs.modeling.decoding import inference_single_video
-from tests._matching import assert_same_multiset
+from tests._matching import assert_same_multiset, count_unmatched
 
 # tolerances of the conformance README, in one place
 TOL = {
@@ -249,20 +249,7 @@ def match_detections(got, want):
 
     Returns the number of expected detections left unmatched.
     """
-    seg_diff = (want["segments"][:, None, :] - got["segments"][None, :, :]).abs().amax(-1)
-    score_diff = (want["scores"][:, None] - got["scores"][None, :]).abs()
-    ok = ((want["labels"][:, None] == got["labels"][None, :])
-          & (seg_diff <= TOL["det_segment_sec"]) & (score_diff <= TOL["det_score"]))
-    used = torch.zeros(ok.shape[1], dtype=torch.bool)
-    unmatched = 0
-    for i in range(ok.shape[0]):
-        candidates = (ok[i] & ~used).nonzero().flatten()
-        if len(candidates) == 0:
-            unmatched += 1
-            continue
-        best = candidates[torch.argmin(score_diff[i, candidates] + seg_diff[i, candidates])]
-        used[best] = True
-    return unmatched
+    return count_unmatched(got, want, TOL["det_segment_sec"], TOL["det_score"])
 
 
 @eval_cases
