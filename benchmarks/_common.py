@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -151,7 +152,6 @@ def _per_video_assignment(model: torch.nn.Module) -> None:
 def build_procedure(base: torch.nn.Module, cfg: Mapping, mode: str, iters_per_epoch: int
                     ) -> Tuple[torch.nn.Module, Callable[[Sequence[Mapping]], torch.Tensor]]:
     """(model copy, step function returning the detached final loss) for ``mode``."""
-    import copy
     if mode not in TRAIN_MODES:
         raise ValueError(f"mode must be one of {TRAIN_MODES}, got {mode!r}")
     model = copy.deepcopy(base).train()

@@ -9,10 +9,11 @@ length is asserted to be divisible by the stride.
 
 Layout: features (B, C, T) float, masks (B, 1, T) bool (True = valid).
 
-Speed on small inputs (numbers equal to float rounding): when a float32 CPU tensor has at most
+Speed on small inputs (numbers equal to float rounding): when a tensor has at most
 ``FAST_KERNEL_MAX_NUMEL`` elements (131,072: e.g. 2 x 64 channels x 1,024 steps), the time
 goes to per-operator overhead, not arithmetic, and three layers switch to kernels with fewer
-or cheaper calls:
+or cheaper calls (the convolutions only for float32 on the CPU outside autocast; the other two
+are plain PyTorch operators on any device):
 
 * :class:`Conv1d` (every dense, ``groups == 1`` conv of the network: an ``nn.Conv1d`` with the
   same parameters, names, init and random-number use) runs forward and backward on PyTorch's
@@ -38,7 +39,8 @@ from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
 __all__ = [
-    "Conv1d", "set_fast_kernels", "fast_kernels_enabled", "use_fast_kernel", "MaskedConv1D", "LayerNorm", "Scale", "drop_path", "DropPath", "AffineDropPath",
+    "Conv1d", "set_fast_kernels", "fast_kernels_enabled", "use_fast_kernel", "MaskedConv1D",
+    "LayerNorm", "Scale", "drop_path", "DropPath", "AffineDropPath",
     "get_sinusoid_encoding", "ConvBlock",
 ]
 

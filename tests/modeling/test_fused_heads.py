@@ -93,8 +93,20 @@ def test_concat_levels_layout():
     assert keep is None and sizes == [4, 2, 1] and x.shape[-1] == 7
 
 
-def test_switch_is_per_head_and_default_on():
-    head = PtTransformerRegHead(8, 8, fpn_levels=2)
-    assert head.fuse_levels is True
-    assert "fuse_levels" not in dict(head.named_buffers())
-    assert all("fuse" not in k for k in head.state_dict())
+def test_fused_path_is_the_default(monkeypatch):
+    """A fresh head takes the concatenated path (one tower call for all levels)."""
+    from libs.modeling import heads
+    calls = []
+
+    def counting(*args):
+        calls.append(len(args[0]))
+        return concat_levels(*args)
+
+    monkeypatch.setattr(heads, "concat_levels", counting)
+    head = PtTransformerRegHead(8, 8, fpn_levels=4)
+    feats, masks = _pyramid()
+    head(feats, masks)
+    assert calls == [4]
+    head.fuse_levels = False
+    head(feats, masks)
+    assert calls == [4]
