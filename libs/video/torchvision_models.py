@@ -7,13 +7,13 @@ the classifier head is replaced by the identity, so the output is the pooled cli
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional, Tuple, Union
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
 
 from .base import VideoBackbone
-from .weights import apply_weights, warn_random
+from .weights import WeightsError, apply_weights, load_strict, read_state_dict, warn_random
 
 __all__ = ["TorchvisionBackbone", "build_torchvision_backbone"]
 
@@ -76,8 +76,8 @@ class TorchvisionBackbone(VideoBackbone):
         self.check_clip(x, 3)
         return self.model(x).flatten(1)
 
-    def load_weight_files(self, paths: Any) -> None:
-        from .weights import WeightsError, load_strict, read_state_dict
+    def load_weight_files(self, paths: Sequence[Path]) -> None:
+        """One torchvision state_dict file (its classifier keys are dropped with the head)."""
         if len(paths) != 1:
             raise WeightsError(f"backbone '{self.name}' takes one weights file, got {len(paths)}")
         state = read_state_dict(paths[0])
