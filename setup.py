@@ -62,8 +62,9 @@ setup(
     packages=find_packages(include=["libs", "libs.*"]),
     package_data={"libs.ops": ["csrc/*.cpp"]},
     python_requires=">=3.9",
-    install_requires=["torch", "numpy", "pyyaml", "pandas", "h5py", "tensorboard", "joblib"],
-    extras_require={"vis": ["matplotlib"], "test": ["pytest"]},
+    install_requires=["torch", "numpy", "pyyaml", "pandas", "h5py", "tensorboard", "joblib", "av>=18"],
+    extras_require={"vis": ["matplotlib"], "flow": ["opencv-contrib-python-headless"],
+                    "test": ["pytest"]},
     ext_modules=ext_modules,
     cmdclass=cmdclass,
 )
