@@ -41,6 +41,8 @@ from libs.utils.annotations import remove_duplicate_annotations
 __all__ = [
     "ANETdetection",
     "EVAL_MODES",
+    "OFFICIAL_TIOU_THRESHOLDS",
+    "mode_tiou_thresholds",
     "load_gt_seg_from_json",
     "load_pred_seg_from_json",
     "segment_iou",
@@ -54,7 +56,38 @@ EVAL_MODES = ("upstream", "anet_official", "epic_official", "ego4d_official")
 PRED_COLUMNS = ("video-id", "t-start", "t-end", "label", "score")
 
 # modes whose GT is read without remove_duplicate_annotations unless asked otherwise
-_NO_DEDUP_MODES = ("anet_official", "epic_official")
+_NO_DEDUP_MODES = ("anet_official", "epic_official", "ego4d_official")
+# modes whose classes are indexed in order of first appearance in the GT (official code)
+_FIRST_APPEARANCE_MODES = ("anet_official", "ego4d_official")
+
+#: the original's default thresholds (upstream mode without explicit thresholds)
+UPSTREAM_TIOU_THRESHOLDS = tuple(np.linspace(0.1, 0.5, 5).tolist())
+#: tIoU thresholds of each official evaluator, the very floats its code uses: ActivityNet
+#: ``get_detection_performance.py`` and EPIC-KITCHENS-100 ``evaluate_detection_json_ek100.py``
+#: use ``np.linspace`` (0.30000000000000004, 0.8999999999999999 and all), the Ego4D moment
+#: queries ``opts.py`` writes ``[0.1, 0.2, 0.3, 0.4, 0.5]`` (exact 0.3).
+OFFICIAL_TIOU_THRESHOLDS: Dict[str, Tuple[float, ...]] = {
+    "anet_official": tuple(np.linspace(0.5, 0.95, 10).tolist()),
+    "epic_official": tuple(np.linspace(0.1, 0.5, 5).tolist()),
+    "ego4d_official": (0.1, 0.2, 0.3, 0.4, 0.5),
+}
+#: the Ego4D retrieval evaluator's fixed grid: Recall@1..5x at tIoU 0.3 / 0.5 / 0.7
+EGO4D_RECALL_TIOU_THRESHOLDS = (0.3, 0.5, 0.7)
+EGO4D_RECALL_TOP_K = (1, 2, 3, 4, 5)
+
+
+def mode_tiou_thresholds(mode: str, dataset_thresholds: Sequence[float]) -> np.ndarray:
+    """mAP thresholds for ``mode``: the data set's for ``'upstream'`` (as the original's
+    eval.py), the official evaluator's own for the official modes.
+
+    Raises:
+        ValueError: an unknown mode.
+    """
+    if mode not in EVAL_MODES:
+        raise ValueError(f"unknown evaluation mode '{mode}'; expected one of {EVAL_MODES}")
+    if mode == "upstream":
+        return np.asarray(dataset_thresholds, dtype=np.float64).reshape(-1)
+    return np.asarray(OFFICIAL_TIOU_THRESHOLDS[mode], dtype=np.float64)
 
 
 # --------------------------------------------------------------------------------------------
@@ -223,6 +256,16 @@ def _tiou_rows(ps: np.ndarray, pe: np.ndarray, gs: np.ndarray, ge: np.ndarray) -
         inter = (tt2 - tt1).clip(0)
         union = (ge - gs) + (pe - ps)[:, None] - inter
         return inter / union
+
+
+def _retrieval_tiou_rows(ps: np.ndarray, pe: np.ndarray, gs: np.ndarray, ge: np.ndarray
+                         ) -> np.ndarray:
+    """(M, N) tIoU of the Ego4D retrieval evaluator: ``max(0, inter) / max(0, max end - min
+    start)`` (not the union of the lengths; NaN for two equal points), same operand order."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inter = np.maximum(0.0, np.minimum(pe[:, None], ge) - np.maximum(ps[:, None], gs))
+        span = np.maximum(0.0, np.maximum(pe[:, None], ge) - np.minimum(ps[:, None], gs))
+        return 1.0 * inter / span
 
 
 def interpolated_prec_rec(prec: np.ndarray, rec: np.ndarray) -> float:
@@ -434,7 +477,7 @@ def _topkx_hits(pred: _Segments, gt: _Segments, groups: _Groups, n_classes: int,
 
     Upstream: the video's predictions of the class sorted by ``np.argsort(score)[::-1]`` on
     the video's scores in input order, hit = tIoU >= thr. Ego4D-official: predictions in input
-    order (no re-sorting), hit = tIoU > thr.
+    order (no re-sorting), the retrieval tIoU (``_retrieval_tiou_rows``), hit = tIoU > thr.
     """
     n_thr, n_k = thr.size, len(top_k)
     hits = np.zeros((n_classes, n_thr, n_k), dtype=np.int64)
@@ -475,10 +518,12 @@ def _topkx_hits(pred: _Segments, gt: _Segments, groups: _Groups, n_classes: int,
         m = n_gt == n
         r, g, rk = rows[m], grp[m], rank[m]  # still group-contiguous
         gt_ids = groups.gt_order[groups.start[g][:, None] + np.arange(n)]
-        tiou = _tiou_rows(pred.start[r], pred.end[r], gt.start[gt_ids], gt.end[gt_ids])
         if official_ego4d:
+            tiou = _retrieval_tiou_rows(pred.start[r], pred.end[r], gt.start[gt_ids],
+                                        gt.end[gt_ids])
             hit = tiou[:, :, None] > thr[None, None, :]
         else:
+            tiou = _tiou_rows(pred.start[r], pred.end[r], gt.start[gt_ids], gt.end[gt_ids])
             hit = tiou[:, :, None] >= thr[None, None, :]
         big = np.iinfo(np.int64).max
         rank_hit = np.where(hit, rk[:, None, None], big)            # (m, n, T)
@@ -574,15 +619,24 @@ class ANETdetection:
       official code downloads, its prediction-file field checks, and its case-sensitive
       ``subset == split`` comparison (we keep upstream's ``subset.lower() == split``).
     * ``'epic_official'``: predictions whose class is absent from the GT split are dropped
-      (instead of colliding with a class index); GT is not de-duplicated (we believe the
-      official EPIC-KITCHENS-100 evaluator keeps every annotation row; unverified here).
-    * ``'ego4d_official'``: Recall@kx as the Ego4D moment-queries evaluator (as specified to
-      us; unverified against its code): per (video, class) the first k x n_gt predictions in
-      input (file) order, a GT counts when some tIoU is strictly ``>`` the threshold, and the
-      recall is pooled over all GT instances (sum of hits / number of GT) instead of averaged
-      over classes. Predictions whose class is absent from the GT split are dropped; GT and
-      mAP otherwise as upstream.
+      (instead of colliding with a class index; the official EPIC-KITCHENS-100 code keeps
+      upstream's collision, see docs/metrics.md); GT is not de-duplicated (the official code
+      reads every annotation row).
+    * ``'ego4d_official'``: the Ego4D moment-queries evaluators (``MQ/Evaluation/ego4d``:
+      ``eval_detection.py`` for mAP, ``get_retrieval_performance.py`` for Recall@kx). GT is
+      not de-duplicated (duplicate and zero-length segments count), classes are indexed in
+      order of first appearance, predictions of a class absent from the GT split are dropped;
+      mAP as upstream otherwise. Recall@kx on the evaluator's fixed grid (k = 1..5, tIoU 0.3 /
+      0.5 / 0.7, ``recall_tiou_thresholds``): per (video, class) the first k x n_gt
+      predictions in input order, a GT counts when some tIoU is strictly ``>`` the threshold,
+      with tIoU = intersection / (max end - min start), pooled over all GT instances (sum of
+      hits / number of GT). A GT video without any prediction counts its segments as misses
+      (the official code raises ``KeyError`` there).
 
+    ``tiou_thresholds=None`` gives the mode's thresholds: the original's default
+    ``np.linspace(0.1, 0.5, 5)`` for upstream, ``OFFICIAL_TIOU_THRESHOLDS`` for the official
+    modes (eval.py passes ``mode_tiou_thresholds(mode, dataset thresholds)``). ``top_k=None``
+    gives ``(1, 5)``, or ``(1, 2, 3, 4, 5)`` in ``ego4d_official``.
     ``remove_duplicates`` overrides the mode's de-duplication choice.
 
     Deviations from the original in every mode (none changes a number on valid input):
@@ -594,14 +648,22 @@ class ANETdetection:
     """
 
     def __init__(self, ant_file: str, split: Optional[str] = None,
-                 tiou_thresholds: Sequence[float] = np.linspace(0.1, 0.5, 5),
-                 top_k: Sequence[int] = (1, 5), label: str = "label_id", label_offset: int = 0,
-                 num_workers: int = 8, dataset_name: Optional[str] = None, *,
-                 mode: str = "upstream", remove_duplicates: Optional[bool] = None) -> None:
-        if mode not in EVAL_MODES:
+                 tiou_thresholds: Optional[Sequence[float]] = None,
+                 top_k: Optional[Sequence[int]] = None, label: str = "label_id",
+                 label_offset: int = 0, num_workers: int = 8,
+                 dataset_name: Optional[str] = None, *, mode: str = "upstream",
+                 remove_duplicates: Optional[bool] = None) -> None:
+        if tiou_thresholds is None:
+            tiou_thresholds = mode_tiou_thresholds(mode, UPSTREAM_TIOU_THRESHOLDS)
+        elif mode not in EVAL_MODES:
             raise ValueError(f"unknown evaluation mode '{mode}'; expected one of {EVAL_MODES}")
+        ego4d = mode == "ego4d_official"
+        if top_k is None:
+            top_k = EGO4D_RECALL_TOP_K if ego4d else (1, 5)
         self.mode = mode
         self.tiou_thresholds = np.asarray(tiou_thresholds, dtype=np.float64).reshape(-1)
+        self.recall_tiou_thresholds = (np.asarray(EGO4D_RECALL_TIOU_THRESHOLDS) if ego4d
+                                       else self.tiou_thresholds)
         self.top_k = tuple(int(k) for k in top_k)
         if not self.top_k or min(self.top_k) < 1:
             raise ValueError(f"top_k must be positive integers, got {top_k}")
@@ -621,12 +683,11 @@ class ANETdetection:
             raise ValueError(
                 f"no ground-truth segments for split '{split}' in '{ant_file}' (subsets present: "
                 f"{subsets}; the split is compared with subset.lower())")
-        if names:
+        if mode in _FIRST_APPEARANCE_MODES:
             uniq = list(dict.fromkeys(gt["label"].tolist()))  # order of first appearance
-            self._id_to_name = self._label_names(ant_file, label)
         else:
             uniq = sorted(gt["label"].unique().tolist())
-            self._id_to_name = None
+        self._id_to_name = self._label_names(ant_file, label) if names else None
         self.activity_index: Dict[Any, int] = {raw: i for i, raw in enumerate(uniq)}
         gt["label"] = gt["label"].map(self.activity_index)
         self.ground_truth = gt
@@ -729,8 +790,10 @@ class ANETdetection:
             verbose: print the report (§6.2 format; non-upstream modes name themselves).
 
         Returns:
-            ``(mAP (T,), average_mAP, mRecall (T, K))``; per-class values are kept in
-            ``self.ap`` (T, C) and ``self.recall`` (T, K, C).
+            ``(mAP (T,), average_mAP, mRecall (R, K))``; per-class values are kept in
+            ``self.ap`` (T, C) and ``self.recall`` (R, K, C). The recall thresholds
+            ``self.recall_tiou_thresholds`` (R) are the mAP ones except in ``ego4d_official``
+            (0.3, 0.5, 0.7).
         """
         cols = self._prediction_columns(preds)
         thr = self.tiou_thresholds
@@ -757,10 +820,11 @@ class ANETdetection:
         if not no_preds:
             self._print_missing(has_pred)
         ego4d = self.mode == "ego4d_official"
-        hits = _topkx_hits(pred, gt, groups, n_cls, thr, self.top_k, official_ego4d=ego4d)
+        rthr = self.recall_tiou_thresholds
+        hits = _topkx_hits(pred, gt, groups, n_cls, rthr, self.top_k, official_ego4d=ego4d)
         if not no_preds and self.mode == "upstream":
             self._print_missing(has_pred)  # the original warns once per wrapper
-        recall = np.zeros((thr.size, len(self.top_k), n_cls))
+        recall = np.zeros((rthr.size, len(self.top_k), n_cls))
         for c in range(n_cls):
             if has_pred[c]:
                 recall[..., c] = hits[c].astype(np.float64) / n_gts[c]
@@ -782,14 +846,25 @@ class ANETdetection:
         else:
             print("[RESULTS] Action detection results on {:s} ({:s} evaluation).".format(
                 self.dataset_name, self.mode))
-        block = ""
-        for tiou, tiou_mAP, tiou_mRecall in zip(self.tiou_thresholds, mAP, mRecall):
-            block += "\n|tIoU = {:.2f}: ".format(tiou)
-            block += "mAP = {:>4.2f} (%) ".format(tiou_mAP * 100)
-            for idx, k in enumerate(self.top_k):
-                block += "Recall@{:d}x = {:>4.2f} (%) ".format(k, tiou_mRecall[idx] * 100)
-        print(block)
+        if self.mode != "ego4d_official":  # the original's block: mAP and recall per tIoU
+            block = ""
+            for tiou, tiou_mAP, tiou_mRecall in zip(self.tiou_thresholds, mAP, mRecall):
+                block += "\n|tIoU = {:.2f}: ".format(tiou)
+                block += "mAP = {:>4.2f} (%) ".format(tiou_mAP * 100)
+                block += self._recall_text(tiou_mRecall)
+            print(block)
+            print("Average mAP: {:>4.2f} (%)".format(average_mAP * 100))
+            return
+        # Ego4D: mAP and recall are on different tIoU grids, one block each
+        print("".join("\n|tIoU = {:.2f}: mAP = {:>4.2f} (%) ".format(t, m * 100)
+                      for t, m in zip(self.tiou_thresholds, mAP)))
         print("Average mAP: {:>4.2f} (%)".format(average_mAP * 100))
+        print("".join("\n|tIoU = {:.2f}: ".format(t) + self._recall_text(r)
+                      for t, r in zip(self.recall_tiou_thresholds, mRecall)))
+
+    def _recall_text(self, recall_row: np.ndarray) -> str:
+        return "".join("Recall@{:d}x = {:>4.2f} (%) ".format(k, r * 100)
+                       for k, r in zip(self.top_k, recall_row))
 
 
 def _to_numpy(values: Any) -> np.ndarray:
