@@ -98,10 +98,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     evaluator, output_file = None, None
     if not args.saveonly:
         if main_proc:
-            from libs.evaluation import ANETdetection
+            from libs.evaluation import ANETdetection, mode_tiou_thresholds
             evaluator = ANETdetection(
                 val_dataset.json_file, val_dataset.split[0],
-                tiou_thresholds=val_dataset.get_attributes()["tiou_thresholds"],
+                tiou_thresholds=mode_tiou_thresholds(
+                    args.eval_mode, val_dataset.get_attributes()["tiou_thresholds"]),
                 mode=args.eval_mode)
         else:
             output_file = os.devnull  # only rank 0 evaluates; the others just infer

@@ -23,6 +23,16 @@ def _tiou(s: float, e: float, gts: List[Tuple[float, float]]) -> np.ndarray:
     return np.array(out, dtype=np.float64)
 
 
+def _retrieval_tiou(s: float, e: float, gts: List[Tuple[float, float]]) -> np.ndarray:
+    """Ego4D retrieval tIoU: intersection over (max end - min start); NaN for 0 / 0."""
+    out = []
+    for gs, ge in gts:
+        inter = max(0.0, min(e, ge) - max(s, gs))
+        span = max(0.0, max(e, ge) - min(s, gs))
+        out.append(inter / span if span > 0 else float("nan"))
+    return np.array(out, dtype=np.float64)
+
+
 def _interp(prec: List[float], rec: List[float]) -> float:
     mprec = [0.0] + list(prec) + [0.0]
     mrec = [0.0] + list(rec) + [1.0]
@@ -75,9 +85,13 @@ def reference_ap(gt: List[Row], preds: List[PredRow], n_cls: int,
 
 
 def reference_hits(gt: List[Row], preds: List[PredRow], n_cls: int, thr: Sequence[float],
-                   top_k: Sequence[int], strict: bool = False, sort: bool = True
-                   ) -> Tuple[np.ndarray, np.ndarray]:
-    """(C, T, K) GT found among the first k x n_gt predictions, and (C,) GT counts."""
+                   top_k: Sequence[int], strict: bool = False, sort: bool = True,
+                   span_union: bool = False) -> Tuple[np.ndarray, np.ndarray]:
+    """(C, T, K) GT found among the first k x n_gt predictions, and (C,) GT counts.
+
+    ``strict``: hit when tIoU > thr (else >=); ``sort``: predictions by score (else input
+    order); ``span_union``: the Ego4D retrieval tIoU (else the union of the lengths)."""
+    tiou_of = _retrieval_tiou if span_union else _tiou
     hits = np.zeros((n_cls, len(thr), len(top_k)))
     n_gt = np.zeros(n_cls)
     for c in range(n_cls):
@@ -93,7 +107,7 @@ def reference_hits(gt: List[Row], preds: List[PredRow], n_cls: int, thr: Sequenc
             else:
                 order = np.arange(len(pv))
             top = [pv[i] for i in order[:max(top_k) * len(gv)]]
-            mat = np.stack([_tiou(r[1], r[2], gv) for r in top])
+            mat = np.stack([tiou_of(r[1], r[2], gv) for r in top])
             for t, th in enumerate(thr):
                 for ki, k in enumerate(top_k):
                     sub = mat[:k * len(gv)]

@@ -292,9 +292,9 @@ def test_anet_official_mode(tmp_path, capsys):
 
 def test_ego4d_official_recall(tmp_path):
     # class 0: 1 GT in a; class 1: 3 GT in b.
-    # a: preds in file order: p0 tIoU exactly 0.5 (score .1), p1 tIoU 1 (score .9).
+    # a: preds in file order: p0 [0, 5] tIoU exactly 0.5 (score .1), p1 tIoU 1 (score .9).
     #   upstream top-1x = best score = p1 -> found; ego4d top-1x = first in file = p0, and
-    #   0.5 > 0.5 fails -> not found. top-5x: both see p1 -> found.
+    #   0.5 > 0.5 fails -> not found (0.5 > 0.3 holds). top-2x and more: p1 -> found.
     # b: one exact hit on GT b1 only -> 1 of 3 at any k.
     gt = write_gt(tmp_path / "g.json", {"a": [(0.0, 10.0, 0)],
                                         "b": [(0.0, 10.0, 1), (20.0, 30.0, 1),
@@ -307,8 +307,12 @@ def test_ego4d_official_recall(tmp_path):
     np.testing.assert_allclose(rec_up, [[2 / 3, 2 / 3]], atol=1e-15)
     eg = ANETdetection(gt, "test", tiou_thresholds=[0.5], mode="ego4d_official")
     mAP_eg, _, rec_eg = eg.evaluate(preds, verbose=False)
-    # pooled over the 4 GT: k=1: (0 + 1) / 4; k=5: (1 + 1) / 4
-    np.testing.assert_allclose(rec_eg, [[0.25, 0.5]], atol=1e-15)
+    # the official grid: rows tIoU 0.3 / 0.5 / 0.7, columns Recall@1..5x, pooled over 4 GT:
+    # 0.3: (1 + 1) / 4 everywhere; 0.5 and 0.7: k=1 (0 + 1) / 4, k>=2 (1 + 1) / 4
+    assert eg.recall_tiou_thresholds.tolist() == [0.3, 0.5, 0.7]
+    assert eg.top_k == (1, 2, 3, 4, 5)
+    np.testing.assert_array_equal(rec_eg, [[0.5] * 5, [0.25] + [0.5] * 4,
+                                           [0.25] + [0.5] * 4])
     np.testing.assert_array_equal(mAP_eg, up.evaluate(preds, verbose=False)[0])
 
 
@@ -378,7 +382,10 @@ def test_matches_row_by_row_oracle(tmp_path, seed):
     assert np.array_equal(rec, rec_ref.mean(axis=2))
     eg = ANETdetection(gt, "test", tiou_thresholds=thr, mode="ego4d_official")
     _, _, rec_eg = eg.evaluate(preds_dict(preds), verbose=False)
-    assert np.array_equal(eg.ap, reference_ap(gt_rows, official_rows, 4, thr))
-    hits_eg, _ = reference_hits(gt_rows, official_rows, 4, thr, (1, 5), strict=True,
-                                sort=False)
+    # ego4d indexes classes by first appearance: compare column by raw label
+    ap_off = reference_ap(gt_rows, official_rows, 4, thr)
+    for raw, i in eg.activity_index.items():
+        assert np.array_equal(eg.ap[:, i], ap_off[:, [2, 4, 5, 9].index(raw)])
+    hits_eg, _ = reference_hits(gt_rows, official_rows, 4, [0.3, 0.5, 0.7], (1, 2, 3, 4, 5),
+                                strict=True, sort=False, span_union=True)
     assert np.array_equal(rec_eg, hits_eg.sum(axis=0) / n_gt.sum())
