@@ -17,7 +17,8 @@ from libs.utils.atomic import atomic_open
 from .clips import clip_center_time_s, num_clips
 
 __all__ = ["MANIFEST_NAME", "SCHEMA", "SCHEMA_VERSION", "SHORT_VIDEO_POLICY", "Manifest",
-           "settings_hash", "load_manifest", "find_manifest", "check_against_config"]
+           "settings_hash", "load_manifest", "find_manifest", "check_against_config",
+           "check_folder_manifest"]
 
 MANIFEST_NAME = "manifest.json"
 SCHEMA = "actionformer-feature-manifest"
@@ -206,3 +207,16 @@ def check_against_config(manifest: Manifest, cfg: Mapping[str, Any],
     if database:
         out += _video_problems(manifest, ds, database, lengths or {})
     return out
+
+
+def check_folder_manifest(cfg: Mapping[str, Any], database: Optional[Mapping[str, Any]] = None,
+                          lengths: Optional[Mapping[str, int]] = None) -> List[str]:
+    """``check_against_config`` for the manifest in ``cfg``'s feature folder ([] if none)."""
+    path = find_manifest(cfg["dataset"].get("feat_folder"))
+    if path is None:
+        return []
+    try:
+        manifest = load_manifest(path)
+    except (OSError, ValueError) as err:
+        return [str(err)]
+    return [f"{path}: {p}" for p in check_against_config(manifest, cfg, database, lengths)]

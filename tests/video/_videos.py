@@ -75,11 +75,13 @@ def frame_times(num_frames: int, fps: Union[float, Fraction], vfr: bool = False)
 
 def make_video(path: Union[str, Path], seconds: float, fps: Union[float, Fraction] = 30,
                size: Sequence[int] = (64, 48), vfr: bool = False, pattern: str = "index",
-               num_frames: Optional[int] = None, codec: str = CODEC) -> Path:
+               num_frames: Optional[int] = None, codec: str = CODEC,
+               start_s: float = 0.0) -> Path:
     """Writes a video of ``seconds`` (or ``num_frames`` frames) at ``fps`` and returns its path.
 
     Frame i is presented at ``frame_times(n, fps, vfr)[i]`` (pts set by hand on a 1/60000 time
-    base, so 30000/1001 and variable rates are exact). ``size`` = (width, height), even numbers.
+    base, so 30000/1001 and variable rates are exact), plus ``start_s`` (a stream whose first
+    pts is not 0). ``size`` = (width, height), even numbers.
     """
     path = Path(path)
     fps = Fraction(fps).limit_denominator(100000)
@@ -95,7 +97,7 @@ def make_video(path: Union[str, Path], seconds: float, fps: Union[float, Fractio
         stream.codec_context.qmin, stream.codec_context.qmax = 1, 3
         for i, t in enumerate(frame_times(n, fps, vfr)):
             frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
-            frame.pts = int(round(Fraction(t) / _TIME_BASE))
+            frame.pts = int(round((Fraction(t) + Fraction(start_s)) / _TIME_BASE))
             frame.time_base = _TIME_BASE
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
