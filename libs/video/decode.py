@@ -28,9 +28,10 @@ import numpy as np
 
 from .probe import VideoError, open_video, video_stream
 
-__all__ = ["FrameSize", "output_size", "decode_frames", "DecodeStats", "num_output_frames"]
+__all__ = ["FrameSize", "output_size", "decode_frames", "DecodeStats", "num_output_frames",
+           "frame_to_rgb", "prefer_earlier", "TIME_EPS_S"]
 
-_EPS = 1e-6  # seconds: timestamps within this of an output time count as on it
+TIME_EPS_S = 1e-6  # seconds: timestamps within this of an output time count as on it
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def output_size(width: int, height: int, size: FrameSize) -> Tuple[int, int]:
 
 def num_output_frames(last_time_s: float, fps: float) -> int:
     """K of the module docstring: output frames of a video whose last frame is at ``last_time_s``."""
-    return int(math.floor((last_time_s + _EPS) * fps)) + 1
+    return int(math.floor((last_time_s + TIME_EPS_S) * fps)) + 1
 
 
 def _crop(rgb: np.ndarray, crop: Optional[int], path: str) -> np.ndarray:
@@ -89,7 +90,12 @@ def _crop(rgb: np.ndarray, crop: Optional[int], path: str) -> np.ndarray:
     return rgb[top:top + crop, left:left + crop]
 
 
-def _to_rgb(frame: av.VideoFrame, size: FrameSize, path: str) -> np.ndarray:
+def prefer_earlier(target_s: float, earlier_s: float, later_s: float) -> bool:
+    """Nearest-frame rule: True when the earlier frame is at least as near to ``target_s``."""
+    return (target_s - earlier_s) <= (later_s - target_s) + TIME_EPS_S / 2
+
+
+def frame_to_rgb(frame: av.VideoFrame, size: FrameSize, path: str) -> np.ndarray:
     """(H, W, 3) uint8 RGB of ``frame`` resized (FFmpeg, bilinear) then centre-cropped."""
     width, height = output_size(frame.width, frame.height, size)
     rgb = frame.to_ndarray(format="rgb24", width=width, height=height,
@@ -144,10 +150,10 @@ def decode_frames(path: str, fps: float, size: FrameSize,
         stats.decoded_frames += 1
         stats.last_time_s = t
         # emit every output time up to this frame: nearest of (previous, this), tie -> previous
-        while k / fps <= t + _EPS:
+        while k / fps <= t + TIME_EPS_S:
             target = k / fps
-            use_prev = prev is not None and (target - prev[0]) <= (t - target) + _EPS / 2
-            yield _to_rgb(prev[1] if use_prev else frame, size, path)
+            use_prev = prev is not None and prefer_earlier(target, prev[0], t)
+            yield frame_to_rgb(prev[1] if use_prev else frame, size, path)
             stats.output_frames += 1
             k += 1
         prev = (t, frame)

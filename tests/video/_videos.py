@@ -76,12 +76,13 @@ def frame_times(num_frames: int, fps: Union[float, Fraction], vfr: bool = False)
 def make_video(path: Union[str, Path], seconds: float, fps: Union[float, Fraction] = 30,
                size: Sequence[int] = (64, 48), vfr: bool = False, pattern: str = "index",
                num_frames: Optional[int] = None, codec: str = CODEC,
-               start_s: float = 0.0) -> Path:
+               start_s: float = 0.0, gop: int = 1) -> Path:
     """Writes a video of ``seconds`` (or ``num_frames`` frames) at ``fps`` and returns its path.
 
     Frame i is presented at ``frame_times(n, fps, vfr)[i]`` (pts set by hand on a 1/60000 time
     base, so 30000/1001 and variable rates are exact), plus ``start_s`` (a stream whose first
-    pts is not 0). ``size`` = (width, height), even numbers.
+    pts is not 0). ``size`` = (width, height), even numbers. ``gop``: frames per keyframe
+    interval (1: every frame a keyframe; real videos use 12 to 250).
     """
     path = Path(path)
     fps = Fraction(fps).limit_denominator(100000)
@@ -93,7 +94,7 @@ def make_video(path: Union[str, Path], seconds: float, fps: Union[float, Fractio
         stream.pix_fmt = "yuv420p"
         stream.time_base = _TIME_BASE
         stream.codec_context.time_base = _TIME_BASE
-        stream.codec_context.gop_size = 1
+        stream.codec_context.gop_size = int(gop)
         stream.codec_context.qmin, stream.codec_context.qmax = 1, 3
         for i, t in enumerate(frame_times(n, fps, vfr)):
             frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24")

@@ -55,3 +55,19 @@ def test_batches_hold_the_right_frames(clip_len, stride, batch_size):
         assert got == _oracle(n, clip_len, stride), (n, clip_len, stride, batch_size)
         assert len(got) == num_clips(n, clip_len, stride)
         assert padded == ([True] if 0 < n < clip_len else [False] * len(padded))
+
+
+def test_batches_are_streamed():
+    # when a full batch is yielded, exactly the frames it needs have been drawn from the stream
+    drawn = []
+
+    def frames():
+        for i in range(1000):
+            drawn.append(i)
+            yield np.full((1, 1, 3), i % 256, np.uint8)
+
+    batches = clip_batches(frames(), 16, 4, 8)
+    for first, clips, _ in (next(batches), next(batches)):
+        assert len(drawn) == first * 4 + 7 * 4 + 16
+        assert len(clips) == 8
+    batches.close()
