@@ -227,8 +227,12 @@ class I3DTwoStream(VideoBackbone):
         if len(paths) == 1:
             load_strict(self, read_state_dict(paths[0]), str(paths[0]))
         elif len(paths) == 2:
-            load_strict(self.rgb, read_state_dict(paths[0]), str(paths[0]))
-            load_strict(self.flow, read_state_dict(paths[1]), str(paths[1]))
+            for stream, path in zip((self.rgb, self.flow), paths):
+                try:
+                    load_strict(stream, read_state_dict(path), str(path))
+                except WeightsError as err:
+                    raise WeightsError(f"{err} (backbone 'i3d' takes 'rgb.pt,flow.pt': the RGB "
+                                       f"stream's file first)") from None
         else:
             raise WeightsError(f"backbone 'i3d' takes one weights file (rgb.* and flow.* keys) "
                                f"or two ('rgb.pt,flow.pt'), got {len(paths)}")

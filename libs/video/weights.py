@@ -103,7 +103,7 @@ def warn_random(name: str) -> None:
            f"meaningless; use them for tests and offline demos only, and pass a weights file "
            f"for real features")
     logger.warning(msg)
-    warnings.warn(msg, UserWarning, stacklevel=3)
+    warnings.warn(msg, UserWarning, stacklevel=4)  # points at make_backbone's caller
 
 
 def apply_weights(model: nn.Module, weights: Optional[Union[str, Path]]) -> None:
