@@ -26,7 +26,7 @@ import time
 import warnings
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Dict, List, Tuple
 
 import av
 import numpy as np
@@ -35,7 +35,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import add_common_args, apply_threads, machine_line, write_json  # noqa: E402,E501
+from benchmarks._common import (add_common_args, apply_threads, machine_line,  # noqa: E402
+                                write_json)
 from libs.video import make_backbone  # noqa: E402
 from libs.video.clips import clip_batches  # noqa: E402
 from libs.video.decode import (TIME_EPS_S, DecodeStats, FrameSize, decode_frames,  # noqa: E402

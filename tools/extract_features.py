@@ -64,6 +64,9 @@ def _report(result: ExtractResult, out_dir: str) -> List[str]:
     manifest = result.manifest
     lines = [f"{len(result.extracted)} video(s) extracted, {len(result.skipped)} already done, "
              f"{len(result.failed)} failed -> {out_dir} (manifest: {result.manifest_path})"]
+    if result.warnings:
+        lines.append("warnings:")
+        lines += [f"  {w}" for w in result.warnings]
     if result.failed:
         lines.append("videos that could not be extracted:")
         lines += [f"  {reason}" for _path, reason in sorted(result.failed.items())]

@@ -75,7 +75,7 @@ def output_size(width: int, height: int, size: FrameSize) -> Tuple[int, int]:
 
 
 def num_output_frames(last_time_s: float, fps: float) -> int:
-    """K of the module docstring: output frames of a video whose last frame is at ``last_time_s``."""
+    """K of the module docstring: output frames when the last source frame is at ``last_time_s``."""
     return int(math.floor((last_time_s + TIME_EPS_S) * fps)) + 1
 
 

@@ -15,7 +15,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple, Union
 
 import numpy as np
 import torch
@@ -36,15 +36,17 @@ __all__ = ["VIDEO_EXTENSIONS", "ExtractResult", "list_videos", "frame_size_for",
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mkv", ".webm", ".avi", ".mov", ".mpg", ".mpeg", ".wmv",
                     ".flv", ".3gp", ".ts", ".mts")
 QUEUE_BATCHES = 3  # clip batches decoded ahead of the network
+TRUNCATED_S, TRUNCATED_SHARE = 1.0, 0.05  # decoded frames ending this far before the duration
 
 
 @dataclass
 class ExtractResult:
-    """What a run did: stems extracted, stems skipped (already done), failures and the manifest."""
+    """What a run did: stems extracted, skipped (already done), failures, warnings, the manifest."""
 
     extracted: List[str] = field(default_factory=list)
     skipped: List[str] = field(default_factory=list)
     failed: Dict[str, str] = field(default_factory=dict)  # source path -> reason
+    warnings: List[str] = field(default_factory=list)  # e.g. frames ending before the duration
     manifest_path: str = ""
     manifest: Optional[Manifest] = None
 
@@ -125,6 +127,13 @@ def _estimated_clips(info: VideoInfo, fps: float, clip_len: int, stride: int) ->
     return max(1, num_clips(frames, clip_len, stride))
 
 
+def _reason(path: str, exc: Exception) -> str:
+    """One line saying why ``path`` could not be extracted."""
+    if isinstance(exc, (VideoError, OSError)):
+        return " ".join(str(exc).split())
+    return f"{path}: cannot be decoded ({type(exc).__name__}: {' '.join(str(exc).split())})"
+
+
 def _decode_jobs(jobs: List[Tuple[str, str]], fps: float, frames: FrameSize, clip_len: int,
                  stride: int, batch_size: int, out: "queue.Queue", stop: threading.Event) -> None:
     """Producer thread: for each (stem, path) put ``batch`` items then ``end`` or ``error``."""
@@ -148,10 +157,10 @@ def _decode_jobs(jobs: List[Tuple[str, str]], fps: float, frames: FrameSize, cli
                         return
                 if not put(("end", stem, stats)):
                     return
-            except (VideoError, FileNotFoundError, OSError) as exc:
-                if not put(("error", stem, str(exc))):
+            except Exception as exc:  # this video is broken: record it, go on with the others
+                if not put(("error", stem, _reason(path, exc))):
                     return
-    except BaseException as exc:  # a bug, not a broken file: hand it to the caller
+    except BaseException as exc:  # outside any one video (a bug): hand it to the caller
         put(("fatal", "", exc))
     finally:
         put(("done", "", None))
@@ -223,6 +232,12 @@ def _finish(run: _Run, stem: str, parts: List[np.ndarray], padded: bool,
     run.manifest.failed.pop(stem, None)
     run.manifest.save(run.manifest_path)
     run.result.extracted.append(stem)
+    stated = run.infos[stem].duration_s
+    if stated - stats.last_time_s > max(TRUNCATED_S, TRUNCATED_SHARE * stated):
+        run.result.warnings.append(
+            f"{path}: frames end at {stats.last_time_s:.2f} s but the file states a duration of "
+            f"{stated:.2f} s (truncated or damaged?); features cover the decoded part only")
+        run.progress.stream.write(f"WARNING: {run.result.warnings[-1]}\n")
 
 
 def _consume(run: _Run, items: "queue.Queue") -> None:
@@ -256,8 +271,8 @@ def _probe_all(run: _Run, stems: List[str], fps: float, clip_len: int, stride: i
     for stem in stems:
         try:
             info = probe_video(run.paths[stem])
-        except (VideoError, FileNotFoundError, OSError) as exc:
-            _fail(run, stem, str(exc))
+        except Exception as exc:  # a broken video fails alone
+            _fail(run, stem, _reason(run.paths[stem], exc))
             continue
         run.infos[stem] = info
         run.estimates[stem] = _estimated_clips(info, fps, clip_len, stride)

@@ -12,8 +12,8 @@ from typing import List, Optional, Sequence, Union
 import av
 import numpy as np
 
-__all__ = ["CODEC", "make_video", "make_audio_only", "make_zero_frame_video", "make_frames", "frame_index_of",
-           "frame_times"]
+__all__ = ["CODEC", "make_video", "make_audio_only", "make_zero_frame_video", "make_frames",
+           "frame_index_of", "frame_times"]
 
 # mpeg4 ships in every PyAV wheel; intra-only (gop 1) with fine quantisation keeps colours close
 CODEC = "mpeg4"

@@ -202,3 +202,16 @@ def test_check_dataset_reads_the_manifest(tmp_path):
     bad = cd.check_dataset(config(feat_stride=8))
     assert f"{tmp_path / 'out' / MANIFEST_NAME}: dataset.feat_stride is 8 but the features " \
            f"were made with feat_stride 4 (manifest)" in bad.errors
+
+
+def test_frames_ending_before_the_stated_duration_are_reported(tmp_path):
+    make_video(tmp_path / "long.mkv", seconds=3.0, fps=30)
+    whole = (tmp_path / "long.mkv").read_bytes()
+    (tmp_path / "cut.mkv").write_bytes(whole[: len(whole) // 2])  # header says 3 s
+    log = io.StringIO()
+    result = _run([tmp_path / "cut.mkv"], tmp_path / "out", log=log)
+    entry = result.manifest.videos["cut"]
+    assert entry["duration_s"] == 3.0 and entry["last_frame_time_s"] < 2.0
+    assert entry["num_features"] == (entry["sampled_frames"] - 16) // 4 + 1
+    assert len(result.warnings) == 1 and "(truncated or damaged?)" in result.warnings[0]
+    assert "WARNING: " + result.warnings[0] in log.getvalue()
