@@ -56,13 +56,21 @@ class ExtractResult:
 
 
 def list_videos(inputs: Sequence[Union[str, Path]]) -> List[str]:
-    """Files given, plus the files with a video extension in each folder given (sorted)."""
+    """Files given, plus the files with a video extension in each folder given (sorted).
+
+    Raises FileNotFoundError for a missing path or a folder without videos, ValueError when two
+    videos would write the same ``<stem>.npy``.
+    """
     out: List[str] = []
     for item in inputs:
         item = str(item)
         if os.path.isdir(item):
-            names = sorted(n for n in os.listdir(item) if n.lower().endswith(VIDEO_EXTENSIONS))
-            out += [os.path.join(item, n) for n in names if os.path.isfile(os.path.join(item, n))]
+            names = sorted(n for n in os.listdir(item) if n.lower().endswith(VIDEO_EXTENSIONS)
+                           and os.path.isfile(os.path.join(item, n)))
+            if not names:
+                raise FileNotFoundError(f"{item}: no video files in this folder (extensions: "
+                                        f"{' '.join(VIDEO_EXTENSIONS)})")
+            out += [os.path.join(item, n) for n in names]
         elif os.path.exists(item):
             out.append(item)
         else:

@@ -147,6 +147,11 @@ def test_bad_settings(tmp_path):
     with pytest.raises(ValueError, match="clip_len and stride must be >= 1, got clip_len 16, "
                                          "stride 0"):
         _run([tmp_path / "v.mp4"], tmp_path / "out", stride=0)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no videos here")
+    with pytest.raises(FileNotFoundError, match=r"empty: no video files in this folder "
+                                                r"\(extensions: \.mp4 \.m4v"):
+        _run([tmp_path / "empty"], tmp_path / "out")
     (tmp_path / "b").mkdir()
     make_video(tmp_path / "b" / "v.mkv", seconds=0.5, fps=30)
     with pytest.raises(ValueError, match=r"two videos would write the same feature file v\.npy"):
