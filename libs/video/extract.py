@@ -20,13 +20,13 @@ from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple, Union
 import numpy as np
 import torch
 
-from libs.utils.atomic import atomic_open
 from libs.utils.device import resolve_device
 
 from .base import VideoBackbone
 from .clips import clip_batches, num_clips
 from .decode import DecodeStats, FrameSize, decode_frames, num_output_frames
 from .manifest import MANIFEST_NAME, SHORT_VIDEO_POLICY, Manifest, load_manifest
+from .npy_writer import NpyRowWriter
 from .probe import VideoError, VideoInfo, probe_video
 from .progress import Progress
 
@@ -183,13 +183,6 @@ def _run_network(backbone: VideoBackbone, clips: np.ndarray, device: torch.devic
     return feats.float().cpu().numpy()
 
 
-def _write_video(out_dir: str, stem: str, feats: List[np.ndarray], dim: int) -> int:
-    array = np.concatenate(feats, axis=0) if feats else np.zeros((0, dim), np.float32)
-    with atomic_open(os.path.join(out_dir, stem + ".npy"), "wb") as fh:
-        np.save(fh, np.ascontiguousarray(array, dtype=np.float32))
-    return int(array.shape[0])
-
-
 def _already_done(manifest: Manifest, out_dir: str, stem: str, path: str) -> bool:
     """The manifest has ``stem`` with these settings and its .npy holds the recorded features."""
     if not manifest.is_done(stem, os.path.getsize(path)):
@@ -225,10 +218,10 @@ def _fail(run: _Run, stem: str, reason: str) -> None:
     run.manifest.save(run.manifest_path)
 
 
-def _finish(run: _Run, stem: str, parts: List[np.ndarray], padded: bool,
+def _finish(run: _Run, stem: str, writer: NpyRowWriter, padded: bool,
             stats: DecodeStats) -> None:
     s = run.manifest.settings
-    count = _write_video(run.out_dir, stem, parts, s["feature_dim"])
+    count = writer.close()
     assert count == num_clips(stats.output_frames, s["clip_len"], s["stride"]), (stem, count)
     path = run.paths[stem]
     run.manifest.videos[stem] = {
@@ -250,27 +243,36 @@ def _finish(run: _Run, stem: str, parts: List[np.ndarray], padded: bool,
 
 def _consume(run: _Run, items: "queue.Queue") -> None:
     """Runs the network on the producer's batches and finishes / fails each video."""
-    current, parts, padded, index = None, [], False, 0
-    while True:
-        kind, stem, *rest = items.get()
-        if kind == "done":
-            return
-        if kind == "fatal":
-            raise rest[0]
-        if stem != current:
-            current, parts, padded, index = stem, [], False, index + 1
-            run.progress.start_video(index, Path(run.paths[stem]).name, run.estimates[stem])
-        if kind == "batch":
-            _first, clips, pad = rest
-            parts.append(_run_network(run.backbone, clips, run.device))
-            padded = padded or pad
-            run.progress.advance(len(clips))
-        elif kind == "end":
-            _finish(run, stem, parts, padded, rest[0])
-            run.progress.end_video("done" + (" (shorter than one clip: padded)" if padded else ""))
-        else:
-            _fail(run, stem, rest[0])
-            run.progress.end_video(f"FAILED: {rest[0]}")
+    current, writer, padded, index = None, None, False, 0
+    dim = run.manifest.settings["feature_dim"]
+    try:
+        while True:
+            kind, stem, *rest = items.get()
+            if kind == "done":
+                return
+            if kind == "fatal":
+                raise rest[0]
+            if stem != current:
+                current, padded, index = stem, False, index + 1
+                writer = NpyRowWriter(os.path.join(run.out_dir, stem + ".npy"), dim)
+                run.progress.start_video(index, Path(run.paths[stem]).name, run.estimates[stem])
+            if kind == "batch":
+                writer.append(_run_network(run.backbone, rest[1], run.device))
+                padded = padded or rest[2]
+                run.progress.advance(len(rest[1]))
+            elif kind == "end":
+                done, writer = writer, None
+                _finish(run, stem, done, padded, rest[0])
+                run.progress.end_video("done" + (" (shorter than one clip: padded)" if padded
+                                                 else ""))
+            else:
+                writer.abort()
+                writer = None
+                _fail(run, stem, rest[0])
+                run.progress.end_video(f"FAILED: {rest[0]}")
+    finally:
+        if writer is not None:  # interrupted mid-video: no partial file is left
+            writer.abort()
 
 
 def _probe_all(run: _Run, stems: List[str], fps: float, clip_len: int, stride: int) -> List[str]:

@@ -9,6 +9,7 @@ import pytest
 
 from libs.utils.atomic import atomic_open
 from libs.video.extract import extract_features
+from libs.video.npy_writer import NpyRowWriter
 from libs.video.progress import Progress, format_eta
 
 from ._toy_backbone import ToyFrames
@@ -59,3 +60,20 @@ def test_a_malformed_manifest_in_the_output_folder(tmp_path):
     with pytest.raises(ValueError, match=r"manifest\.json: malformed feature manifest: not JSON"):
         extract_features([str(tmp_path / "v.mp4")], str(tmp_path / "out"), ToyFrames(),
                          log=io.StringIO())
+
+
+def test_npy_rows_written_block_by_block(tmp_path):
+    path = str(tmp_path / "f.npy")
+    writer = NpyRowWriter(path, 3)
+    writer.append(np.arange(6, dtype=np.float64).reshape(2, 3))
+    writer.append(np.full((1, 3), 7, np.float32))
+    assert writer.close() == 3
+    back = np.load(path, allow_pickle=False)
+    assert back.dtype == np.float32 and back.tolist() == [[0, 1, 2], [3, 4, 5], [7, 7, 7]]
+    again = NpyRowWriter(path, 3)
+    with pytest.raises(ValueError, match=r"f\.npy: expected blocks of shape \(n, 3\), got "
+                                         r"\(2, 4\)"):
+        again.append(np.zeros((2, 4)))
+    again.abort()
+    assert np.load(path).shape == (3, 3)  # the finished file is untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.npy"]
