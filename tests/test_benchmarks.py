@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-SCRIPTS = ["bench_bf16.py", "bench_eval.py", "bench_inference.py", "bench_model.py",
-           "bench_nms.py", "bench_tiny.py", "bench_train.py"]
+SCRIPTS = ["bench_bf16.py", "bench_eval.py", "bench_extract.py", "bench_inference.py",
+           "bench_model.py", "bench_nms.py", "bench_tiny.py", "bench_train.py"]
 
 
 def _run(repo_root, *args, timeout=300):
@@ -37,3 +37,13 @@ def test_tiny_benchmark_compares_modes_end_to_end(repo_root, conformance_dir):
     for mode in ("faithful", "overhead", "fast"):
         assert f"\n{mode} " in proc.stdout
     assert "check: first-iteration loss equal to faithful" in proc.stdout
+
+
+@pytest.mark.slow
+def test_extract_benchmark_compares_procedures_end_to_end(repo_root):
+    proc = _run(repo_root, "benchmarks/bench_extract.py", "--videos", "2", "--seconds", "1",
+                "--width", "64", "--height", "48", "--size", "16", "--batch-size", "4")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    for name in ("pipeline", "naive"):
+        assert f"\n{name} " in proc.stdout
+    assert "check: features identical in both procedures: yes" in proc.stdout

@@ -22,7 +22,9 @@ what would silently hurt it (warnings):
   inference pads long videos (multiples of ``max_div_factor``, bounded by the point buffer
   ``max_seq_len * max_buffer_len_factor``), and, in grid units, which pyramid level each action
   falls on (the first level whose regression range holds the centre point's target, half the
-  action length), with the actions longer than the last range or shorter than one step.
+  action length), with the actions longer than the last range or shorter than one step;
+* manifest: when the feature folder holds the ``manifest.json`` of tools/extract_features.py,
+  its stride, clip length, fps, dimension and feature counts vs the config and durations.
 
 Exit code 1 when there are errors, 0 otherwise. From Python, ``check_dataset(config_path)``
 returns a :class:`Report` with ``errors`` / ``warnings`` lists of strings.
@@ -46,6 +48,7 @@ if ROOT not in sys.path:
 
 from libs.core import ConfigError, load_config, max_div_factor  # noqa: E402
 from libs.datasets import read_annotation_json  # noqa: E402
+from libs.video.manifest import check_folder_manifest  # noqa: E402
 
 __all__ = ["Report", "check_dataset", "main"]
 
@@ -631,6 +634,8 @@ def check_dataset(config_path: str, splits: Optional[Sequence[str]] = None,
     videos = _check_annotations(rep, cfg, database, splits)
     lengths = _check_features(rep, cfg, database, videos, full_scan)
     _check_grid(rep, cfg, videos, lengths)
+    for problem in check_folder_manifest(cfg, database, lengths):
+        rep.error("manifest", problem)
     return rep
 
 
