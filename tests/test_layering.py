@@ -2,7 +2,8 @@
 
 Allowed (a package may import itself and the ones listed):
 core → nothing; utils → core; ops → utils, core; modeling → ops, utils, core;
-datasets → utils, core; evaluation → utils, core; engine → everything below it.
+datasets → utils, core; evaluation → utils, core; video (clip encoders for feature
+extraction) → utils, core; engine → everything below it.
 Nothing inside libs imports engine.
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ ALLOWED = {
     "modeling": {"ops", "utils", "core"},
     "datasets": {"utils", "core"},
     "evaluation": {"utils", "core"},
+    "video": {"utils", "core"},
     "engine": {"core", "utils", "ops", "modeling", "datasets", "evaluation"},
 }
 
