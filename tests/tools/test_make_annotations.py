@@ -190,7 +190,7 @@ def test_header_and_folder_errors(tmp_path, videos):
 
 
 def test_real_probe_on_a_generated_video(tmp_path):
-    probe = pytest.importorskip("libs.video.probe", reason="libs.video (vextract) not merged")
+    pytest.importorskip("libs.video.probe", reason="libs.video not present")
     av = pytest.importorskip("av")
     import numpy as np
 
@@ -206,7 +206,8 @@ def test_real_probe_on_a_generated_video(tmp_path):
         for packet in stream.encode():
             out.mux(packet)
     table = _table(tmp_path, "video,start,end,label\nclip,0.5,1.5,x\n")
-    data, _ = build_annotations(table, str(folder), probe.probe_video)
-    video = data["database"]["clip"]
+    out = tmp_path / "a.json"
+    assert make_annotations.main([table, "--videos", str(folder), "--out", str(out)]) == 0
+    video = read_annotation_json(str(out))["clip"]
     assert video["fps"] == pytest.approx(25.0) and video["duration"] == pytest.approx(2.0,
                                                                                       abs=0.05)
