@@ -12,7 +12,6 @@ scores 1.0e-05, segments 3.1e-05 s apart at most for the 1,500-step video in 4 w
 from __future__ import annotations
 
 import copy
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,8 +23,7 @@ from libs.modeling import make_meta_arch
 from libs.modeling.windowed import (default_window, detect_video, fits_whole,
                                     receptive_radius, window_plan)
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _matching import assert_same_multiset, count_unmatched  # noqa: E402
+from tests._matching import assert_same_multiset, count_unmatched
 
 TOL = 1e-4
 

@@ -159,3 +159,46 @@ def test_unused_class_ids_need_npz(tmp_path, capsys):
     assert make_config.main(args + ["--file-ext", ".npz"]) == 0
     cfg = load_config(str(tmp_path / "c.yaml"))
     assert cfg["dataset_name"] == "epic" and cfg["dataset"]["num_classes"] == 3
+
+
+def test_videos_to_a_config_the_loaders_accept(tmp_path):
+    """make_annotations -> feature extraction (toy backbone) -> make_config -> loaders."""
+    pytest.importorskip("av")
+    from libs.datasets import make_dataset
+    from libs.video.extract import extract_features
+    from tests.video._toy_backbone import ToyFrames
+    from tests.video._videos import make_video
+
+    import check_dataset
+    import make_annotations
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for i, (seconds, fps) in enumerate([(6, 30), (8, 25), (10, 30000 / 1001), (7, 30)]):
+        make_video(videos / f"v{i}.mp4", seconds, fps=fps)
+    table = tmp_path / "labels.csv"
+    table.write_text("video,start,end,label\nv0,1,2.5,a\nv0,3,5,b\nv1,0.5,3,a\nv2,2,4,b\n"
+                     "v3,1,2,a\nv3,4,6.5,b\n")
+    ann = tmp_path / "ann.json"
+    assert make_annotations.main([str(table), "--videos", str(videos), "--out", str(ann),
+                                  "--split", "train=0.5"]) == 0
+    feats = tmp_path / "feats"
+    result = extract_features([str(videos)], str(feats), ToyFrames(16), fps=30.0, clip_len=16,
+                              stride=4, log=open(tmp_path / "log.txt", "w"))
+    assert not result.failed
+    out = tmp_path / "my.yaml"
+    assert make_config.main(["--annotations", str(ann), "--features", str(feats), "--out",
+                             str(out)]) == 0
+    # actions cover a quarter of these short videos: the resize layout; both layouts load
+    for mode, name, length in (("auto", "anet", 96), ("per-video", "thumos", None)):
+        assert make_config.main(["--annotations", str(ann), "--features", str(feats),
+                                 "--out", str(out), "--mode", mode]) == 0
+        cfg = load_config(str(out))
+        assert cfg["dataset_name"] == name and cfg["dataset"]["input_dim"] == 32
+        assert cfg["dataset"]["default_fps"] == 30
+        val = make_dataset(name, False, cfg["val_split"], **cfg["dataset"])
+        item = val[0]  # (evaluation items are not cropped)
+        assert item["feats"].shape[0] == 32 and item["segments"].shape[1] == 2
+        if length is not None:
+            assert item["feats"].shape[1] == length
+        assert check_dataset.main([str(out)]) == 0
