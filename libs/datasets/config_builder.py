@@ -27,6 +27,7 @@ RESIZE_REL_LEN = 0.1      # median action / video duration from which videos are
 SHORT_ACTION_STEPS = 8.0  # median action (steps) below which actions are "short" (EPIC-like)
 LENGTH_PERCENTILE = 80    # max_seq_len covers this percentile of the training videos
 MIN_STEPS_RESIZED = 3.0   # resize: the 5th-percentile action spans at least this many steps
+MIN_LEVELS = 3            # fewest pyramid levels for short videos
 POSITIVES_PER_ACTION = 3  # center sampling, radius 1.5 strides: ~3 positive points per level
 
 
@@ -74,11 +75,17 @@ def _per_video_numbers(stats: DataStats) -> Dict[str, Any]:
     """The statistics the per-video rules read, and the values they give."""
     n: Dict[str, Any] = {"med": float(np.median(stats.action_steps))}
     n["short"] = n["med"] < SHORT_ACTION_STEPS
-    n["win"] = int(min(19, max(9, 2 * math.ceil((n["med"] - 1) / 2) + 1)))
+    # smallest odd number >= the median (1e-9: float noise of seconds * fps / stride)
+    n["win"] = int(min(19, max(9, 2 * math.ceil((n["med"] - 1) / 2 - 1e-9) + 1)))
     n["half_p99"] = _pct(stats.action_steps, 99) / 2
-    n["levels"] = _levels(n["half_p99"])
-    n["div"] = div = div_factor([n["win"]] * n["levels"], n["levels"])
     n["p_len"] = _pct(stats.train_lengths, LENGTH_PERCENTILE)
+    n["levels"] = n["wanted_levels"] = _levels(n["half_p99"])
+    # the pyramid the videos allow: fewer levels (not below MIN_LEVELS) while one
+    # max_div_factor would be longer than the videos (mostly padding)
+    while n["levels"] > MIN_LEVELS and div_factor([n["win"]] * n["levels"],
+                                                  n["levels"]) > n["p_len"]:
+        n["levels"] -= 1
+    n["div"] = div = div_factor([n["win"]] * n["levels"], n["levels"])
     n["max_len"] = max_len = max(div, _round_up(n["p_len"], div))
     n["longest"] = float(stats.eval_lengths.max()) if stats.eval_lengths.size else max_len
     n["factor"] = max(1.0, 1.0 * math.ceil(max(max_len, _round_up(n["longest"], div))
@@ -111,7 +118,11 @@ def per_video_entries(stats: DataStats, grid: FeatureGrid, common: List[Entry]) 
               f"rounded up to a multiple of max_div_factor {div}"),
         Entry("model", "backbone_arch", [2, 2, levels - 1],
               f"{levels} pyramid levels (strides 1..{2 ** (levels - 1)}): the 99th-percentile "
-              f"action's half length is {n['half_p99']:.1f} steps"),
+              f"action's half length is {n['half_p99']:.1f} steps" + (
+                  "" if levels == n["wanted_levels"] else
+                  f"; {n['wanted_levels']} levels would need max_seq_len a multiple of "
+                  f"{div_factor([n['win']] * n['wanted_levels'], n['wanted_levels'])}, "
+                  f"longer than most videos ({n['p_len']:.0f} steps)")),
         Entry("model", "regression_range", _ranges(levels, overlapping=short),
               f"{regime}: " + ("overlapping ranges train each action on two levels (EPIC)"
                                if short else "the paper's ranges, one level per action")),

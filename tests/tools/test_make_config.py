@@ -76,10 +76,11 @@ def test_small_case_by_hand():
     stats = collect_stats(db, grid, lengths)
     cfg = entries_to_dict(derive_config(stats, grid, "a.json", "feats"))
     assert cfg["model"]["n_mha_win_size"] == 15       # median action 15 steps: odd >= 15
-    # max_div_factor 32 x 14 = 448; 80th percentile of 100..500 is 420 -> 448
+    # p99 half length 14.85 asks for 6 levels, but their max_div_factor 32 x 14 = 448 is
+    # longer than the 80th percentile of 100..500 (420): 5 levels, 16 x 14 = 224; 420 -> 448
+    assert cfg["model"]["backbone_arch"] == [2, 2, 4]
     assert cfg["dataset"]["max_seq_len"] == 448
-    assert cfg["model"]["max_buffer_len_factor"] == 3.0  # 1000 -> 1344 = 3 x 448
-    assert cfg["model"]["backbone_arch"] == [2, 2, 5]  # p99 half length 14.85: 6 levels
+    assert cfg["model"]["max_buffer_len_factor"] == 3.0  # 1000 -> 1120 = 2.5 x 448 -> 3
     assert cfg["train_cfg"]["init_loss_norm"] == 50    # 0.6 actions x 3 x 2 = 3.6 -> min 50
     assert cfg["test_cfg"]["max_seg_num"] == 100       # 3 actions -> at least 100
     assert cfg["dataset"]["num_classes"] == 2 and cfg["dataset_name"] == "thumos"
@@ -88,13 +89,27 @@ def test_small_case_by_hand():
 def test_short_actions_and_more_levels():
     grid = FeatureGrid(16, 32, 30.0, 64)  # 1.875 steps per second
     acts = [("a", 0, [0, 2])] * 9 + [("b", 1, [0, 300])]  # 3.75 steps; one of 562.5 steps
-    db = {"t": _video("training", 400.0, acts), "v": _video("validation", 400.0, acts)}
+    # 1000 s = 1,874 steps: long enough for 8 levels (max_div_factor 128 x 8 = 1024)
+    db = {"t": _video("training", 1000.0, acts), "v": _video("validation", 1000.0, acts)}
     cfg = entries_to_dict(derive_config(collect_stats(db, grid), grid, "a.json", "f"))
     # median 3.75 < 8 steps: EPIC-like; window 9; p99 half length ~258 -> 8 levels (cap)
     assert cfg["model"]["n_mha_win_size"] == 9 and cfg["dataset"]["trunc_thresh"] == 0.3
     assert cfg["model"]["backbone_arch"] == [2, 2, 7]
     assert cfg["model"]["regression_range"] == [[0, 4], [2, 8], [4, 16], [8, 32], [16, 64],
                                                 [32, 128], [64, 256], [128, 10000]]
+
+
+def test_short_videos_get_a_smaller_pyramid():
+    grid = FeatureGrid(4, 16, 30.0, 64)
+    db = {f"t{i}": _video("training", 20.0, [("a", 0, [1, 2.2])]) for i in range(5)}
+    db["v"] = _video("validation", 20.0, [("a", 0, [1, 2.2])])
+    stats = collect_stats(db, grid)  # every video (600 - 16) // 4 + 1 = 147 steps
+    cfg = entries_to_dict(derive_config(stats, grid, "a.json", "f"))
+    # action 1.2 s = 9 steps: window 9; 6 levels need multiples of 32 x 8 = 256 > 147, 5 levels
+    # of 128 <= 147: 5 levels, max_seq_len 256 (147 rounded up to 2 x 128)
+    assert cfg["model"]["n_mha_win_size"] == 9 and cfg["model"]["backbone_arch"] == [2, 2, 4]
+    assert cfg["dataset"]["max_seq_len"] == 256
+    assert cfg["model"]["regression_range"] == [[0, 4], [4, 8], [8, 16], [16, 32], [32, 10000]]
 
 
 def test_long_actions_select_resizing():
