@@ -27,7 +27,8 @@ import random
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-__all__ = ["AnnotationTableError", "LabelRow", "VIDEO_EXTS", "read_label_table",
+__all__ = ["AnnotationTableError", "LabelRow", "VIDEO_EXTS", "parse_label_table",
+           "read_label_table",
            "read_class_list", "list_videos", "parse_split", "assign_subsets",
            "build_annotations"]
 
@@ -77,13 +78,16 @@ def _header(path: str, header: Sequence[str]) -> Dict[str, int]:
     return cols
 
 
-def read_label_table(path: str) -> Tuple[List[LabelRow], bool]:
-    """Reads the CSV table; returns (rows, whether it has a ``subset`` column).
+def parse_label_table(path: str) -> Tuple[List[LabelRow], bool, List[Tuple[int, str]]]:
+    """Reads the CSV table: (good rows, whether it has a ``subset`` column, problems).
+
+    Problems are ``(line, message)`` for every malformed row (wrong column count, a time that
+    is not a finite number, a negative start, end <= start, an empty video / label / subset);
+    such rows are not in the returned rows.
 
     Raises:
         FileNotFoundError: no such file.
-        AnnotationTableError: every malformed row (wrong column count, a time that is not a
-            finite number, a negative start, end <= start, an empty video / label / subset).
+        AnnotationTableError: an empty file or a header without the required columns.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"label table not found: {path}")
@@ -99,11 +103,17 @@ def read_label_table(path: str) -> Tuple[List[LabelRow], bool]:
         if not fields or all(not x.strip() for x in fields):
             continue  # blank line
         row, errors = _parse_row(fields, cols, len(lines[0]), has_subset)
-        problems += [f"{path} line {line}: {e}" for e in errors]
-        if row is not None:
+        problems += [(line, e) for e in errors]
+        if not errors:
             rows.append(LabelRow(line, *row))
+    return rows, has_subset, problems
+
+
+def read_label_table(path: str) -> Tuple[List[LabelRow], bool]:
+    """``parse_label_table`` that raises :class:`AnnotationTableError` on any bad row."""
+    rows, has_subset, problems = parse_label_table(path)
     if problems:
-        raise AnnotationTableError(problems)
+        raise AnnotationTableError([f"{path} line {line}: {msg}" for line, msg in problems])
     return rows, has_subset
 
 
@@ -233,7 +243,7 @@ def _probe_all(videos: Mapping[str, str], probe: Probe) -> Tuple[Dict[str, Tuple
 
 def _subsets(rows: Sequence[LabelRow], labelled: Sequence[str], has_subset: bool,
              split: Optional[Sequence[Tuple[str, float]]], seed: int, table: str
-             ) -> Tuple[Dict[str, str], List[str]]:
+             ) -> Tuple[Dict[str, str], List[Tuple[int, str]]]:
     """Subset of every labelled video (from the table, a seeded split, or 'training')."""
     if has_subset and split is not None:
         raise ValueError(f"{table} has a subset column; drop --split or the column")
@@ -246,35 +256,34 @@ def _subsets(rows: Sequence[LabelRow], labelled: Sequence[str], has_subset: bool
     for row in rows:
         vid = row.video
         if vid in subsets and subsets[vid][0] != row.subset:
-            problems.append(f"{table} line {row.line}: video '{vid}' has subset "
-                            f"'{row.subset}', but '{subsets[vid][0]}' on line {subsets[vid][1]}")
+            problems.append((row.line, f"video '{vid}' has subset '{row.subset}', but "
+                                       f"'{subsets[vid][0]}' on line {subsets[vid][1]}"))
         subsets.setdefault(vid, (row.subset, row.line))
     return {vid: s for vid, (s, _) in subsets.items()}, problems
 
 
 def _check_rows(rows: Sequence[LabelRow], videos: Mapping[str, str],
-                info: Mapping[str, Tuple[float, float]], label_ids: Mapping[str, int],
-                table: str) -> Tuple[List[LabelRow], List[str], int]:
+                info: Mapping[str, Tuple[float, float]], label_ids: Mapping[str, int]
+                ) -> Tuple[List[LabelRow], List[Tuple[int, str]], int]:
     """Rows with their video id resolved; problems; number of ends clipped to the duration."""
     kept, problems, clipped = [], [], 0
     for row in rows:
-        where = f"{table} line {row.line}"
         vid = _resolve_video(row.video, videos)
         if vid is None:
-            problems.append(f"{where}: video '{row.video}' is not in the video folder")
+            problems.append((row.line, f"video '{row.video}' is not in the video folder"))
             continue
         if row.label not in label_ids:
-            problems.append(f"{where}: label '{row.label}' is not in the class list")
+            problems.append((row.line, f"label '{row.label}' is not in the class list"))
         if vid not in info:
             continue  # its file is reported as unreadable
         duration, fps = info[vid]
         end = row.end
         if row.start >= duration:
-            problems.append(f"{where}: start {row.start:g} s is at or past the end of "
-                            f"'{vid}' ({duration:g} s)")
+            problems.append((row.line, f"start {row.start:g} s is at or past the end of "
+                                       f"'{vid}' ({duration:g} s)"))
         elif end > duration + 1.0 / fps:
-            problems.append(f"{where}: end {end:g} s is past the end of '{vid}' "
-                            f"({duration:g} s)")
+            problems.append((row.line, f"end {end:g} s is past the end of '{vid}' "
+                                       f"({duration:g} s)"))
         elif end > duration:
             end, clipped = duration, clipped + 1
         kept.append(LabelRow(row.line, vid, row.start, end, row.label, row.subset))
@@ -299,7 +308,7 @@ def build_annotations(table: str, video_dir: str, probe: Probe,
     Raises:
         AnnotationTableError: every bad row and unreadable video, with line numbers / paths.
     """
-    rows, has_subset = read_label_table(table)
+    rows, has_subset, table_problems = parse_label_table(table)
     if unlabeled_subset.lower() == "training":
         raise ValueError("videos without labels cannot be training videos (the model needs "
                          "actions to train on); choose another --unlabeled-subset")
@@ -307,10 +316,11 @@ def build_annotations(table: str, video_dir: str, probe: Probe,
     names = list(classes) if classes is not None else sorted({r.label for r in rows})
     label_ids = {name: i for i, name in enumerate(names)}
     info, problems = _probe_all(videos, probe)
-    rows, row_problems, clipped = _check_rows(rows, videos, info, label_ids, table)
+    rows, row_problems, clipped = _check_rows(rows, videos, info, label_ids)
     labelled = sorted({r.video for r in rows})
     subsets, subset_problems = _subsets(rows, labelled, has_subset, split, seed, table)
-    problems = row_problems + subset_problems + problems
+    lines = sorted(table_problems + row_problems + subset_problems, key=lambda p: p[0])
+    problems = [f"{table} line {line}: {msg}" for line, msg in lines] + problems
     if problems:
         raise AnnotationTableError(problems)
     database: Dict[str, Any] = {}
