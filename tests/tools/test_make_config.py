@@ -217,3 +217,23 @@ def test_videos_to_a_config_the_loaders_accept(tmp_path):
         if length is not None:
             assert item["feats"].shape[1] == length
         assert check_dataset.main([str(out)]) == 0
+
+
+def test_epic_and_activitynet_regimes(real_data_dir):
+    """The real EPIC-100 (validation CSV) and ActivityNet 1.3 annotations land in the shipped
+    configs' regimes (docs/own_videos.md explains the values that differ)."""
+    from convert_annotations import convert_anet, convert_epic
+
+    grid = FeatureGrid(16, 32, 30.0, 2304, ".npz")  # SlowFast, as epic_slowfast_*.yaml
+    db = convert_epic(str(real_data_dir / "epic100"), "verb")["database"]
+    cfg = entries_to_dict(derive_config(collect_stats(db, grid), grid, "a.json", "f"))
+    assert cfg["dataset_name"] == "epic" and cfg["dataset"]["trunc_thresh"] == 0.3
+    assert cfg["model"]["n_mha_win_size"] == 9 and cfg["model"]["max_buffer_len_factor"] == 4.0
+    assert cfg["model"]["regression_range"] == [[0, 4], [2, 8], [4, 16], [8, 32], [16, 64],
+                                                [32, 10000]]
+    assert cfg["dataset"]["max_seq_len"] == 1024  # 80th percentile 967 steps, 4 x 256
+    grid = FeatureGrid(16, 16, 15.0, 512)  # TSP, as anet_tsp.yaml
+    db = convert_anet(str(real_data_dir / "anet1.3"))["database"]
+    cfg = entries_to_dict(derive_config(collect_stats(db, grid), grid, "a.json", "f"))
+    assert cfg["dataset_name"] == "anet" and cfg["dataset"]["force_upsampling"] is True
+    assert cfg["dataset"]["max_seq_len"] == 192  # 5th-percentile action 0.0185 -> 162 -> 192
