@@ -14,8 +14,11 @@ features cover, ``((T - 1) * feat_stride + num_frames) / fps``. The features are
 grid exactly as the config's dataset class does (subsampling, ActivityNet resizing).
 
 Output (``--out``, default stdout): a JSON list, one entry per video,
-``{"video_id", "fps", "duration", "detections": [{"start", "end", "label_id", "label",
-"score"}, ...]}`` with start/end in seconds, sorted by score (highest first). Class names come
+``{"video_id", "fps", "duration", "windows", "detections": [{"start", "end", "label_id",
+"label", "score"}, ...]}`` with start/end in seconds, sorted by score (highest first);
+``windows`` is 1 for a video run whole, else the number of overlapping windows it was decoded
+in (videos longer than the model's point buffers, ``max_seq_len * max_buffer_len_factor``
+steps, or ``--window``; libs/modeling/windowed.py). Class names come
 from the config's annotation JSON when it exists, else ``class_<id>``.
 
 From Python: ``detect(config_path, ckpt, ["video.npy"], fps=30.0)`` returns the same list.
@@ -40,6 +43,7 @@ from libs.datasets.anet import anet_feature_grid, resize_features  # noqa: E402
 from libs.datasets.base import read_annotation_json  # noqa: E402
 from libs.engine import find_checkpoint, load_checkpoint, load_model_weights  # noqa: E402
 from libs.modeling import make_meta_arch  # noqa: E402
+from libs.modeling.windowed import detect_video  # noqa: E402
 from libs.utils import resolve_device  # noqa: E402
 
 FEATURE_EXTS = (".npy", ".npz", ".pt")
@@ -124,7 +128,7 @@ def make_item(feats: np.ndarray, video_id: str, cfg: Dict[str, Any], fps: Option
 @torch.no_grad()
 def detect(config: str, ckpt: str, features: Sequence[str], fps: Optional[float] = None,
            duration: Optional[float] = None, device: Optional[str] = "cpu", epoch: int = -1,
-           topk: int = -1) -> List[Dict[str, Any]]:
+           topk: int = -1, window: Optional[int] = None) -> List[Dict[str, Any]]:
     """Runs the model on feature files; returns one dict per video (see the module docstring).
 
     Args:
@@ -135,6 +139,9 @@ def detect(config: str, ckpt: str, features: Sequence[str], fps: Optional[float]
         device: e.g. 'cpu' or a GPU; None takes the config's devices (CPU without a GPU).
         epoch: with a folder, load ``epoch_<epoch>.pth.tar`` (default: the last one).
         topk: keep at most this many detections per video (default: the config's max_seg_num).
+        window: grid steps per window for videos decoded in overlapping windows (default:
+            only videos longer than the model's point buffers, in the longest windows the
+            buffers take; libs/modeling/windowed.py). A value forces windows on every video.
     """
     cfg = load_config(config)
     if topk > 0:
@@ -159,14 +166,16 @@ def detect(config: str, ckpt: str, features: Sequence[str], fps: Optional[float]
         video_duration = duration if duration is not None else known.get("duration")
         item = make_item(read_features(path, input_dim), video_id, cfg, video_fps,
                          video_duration)
-        out = model([item])[0]
+        # videos longer than the point buffers go through overlapping windows (one NMS)
+        out, num_windows = detect_video(model, item, cfg["model"], window=window)
         order = torch.argsort(out["scores"], descending=True, stable=True)
         dets = [{"start": float(out["segments"][i, 0]), "end": float(out["segments"][i, 1]),
                  "label_id": int(out["labels"][i]),
                  "label": names.get(int(out["labels"][i]), f"class_{int(out['labels'][i])}"),
                  "score": float(out["scores"][i])} for i in order.tolist()]
         results.append({"video_id": video_id, "fps": float(item["fps"]),
-                        "duration": float(item["duration"]), "detections": dets})
+                        "duration": float(item["duration"]), "windows": num_windows,
+                        "detections": dets})
     return results
 
 
@@ -181,10 +190,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--device", default="cpu", help="device (default: cpu)")
     p.add_argument("-epoch", type=int, default=-1, help="epoch to load from a folder")
     p.add_argument("-t", "--topk", type=int, default=-1, help="max detections per video")
+    p.add_argument("--window", type=int, default=None,
+                   help="decode in overlapping windows of this many feature steps (default: "
+                        "only videos longer than the model's buffers, automatically)")
     args = p.parse_args(argv)
     results = detect(args.config, args.ckpt, args.features, fps=args.fps,
                      duration=args.duration, device=args.device, epoch=args.epoch,
-                     topk=args.topk)
+                     topk=args.topk, window=args.window)
     text = json.dumps(results, indent=1)
     if args.out:
         tmp = args.out + ".tmp"
