@@ -5,7 +5,7 @@
         [--label-map FILE] [--ann-dir DIR] [--feat-dir DIR] [--out-feat-dir DIR]
         [--out-json FILE]
 
-Behaviour: REFERENCE.md §8.1 (the original's ``tools/convert_ego4d_trainval.py``); the numbers
+Behaviour: docs/reference.md §8.1 (the original's ``tools/convert_ego4d_trainval.py``); the numbers
 it writes (clip fps, grid alignment, feature rows, segments, rounding) are the original's.
 
 Input layout (the original's, relative to ``--input-dir``, default the current folder):

@@ -1,9 +1,10 @@
 """tools/demo.py and configs/synthetic_thumos.yaml (the README's Quick start), fast checks only.
 
 Oracles: the config against the original schema (load_config) and values worked out by hand
-(pyramid strides 1..32 with window 9 need max_seq_len % (32 * 2 * 4) == 0, REFERENCE §3.10);
-the generator options against the config; ``--dry-run`` runs the real train.py / eval.py end to
-end on 8 videos and its files are inspected on disk. The full demo (minutes) is not run here.
+(pyramid strides 1..32 with window 9 need max_seq_len % (32 * 2 * 4) == 0,
+docs/reference.md §3.10); the generator options against the config; ``--dry-run`` runs the
+real train.py / eval.py end to end on 8 videos and its files are inspected on disk. The full
+demo (minutes) is not run here.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Per-step overhead changes keep the numbers: the loss-normaliser EMA kept on the device,
 the branch-free regression loss, the adaptive loss weight without ``.item()``, bf16 switch.
 
-Oracles: the original's Python-float formulas (REFERENCE §4.2), hand-worked values
+Oracles: the original's Python-float formulas (docs/reference.md §4.2), hand-worked values
 (100 -> 92.5 with 25 positives), and a training step that never calls ``Tensor.item``.
 """
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""tools/convert_ego4d_trainval.py on a hand-made Ego4D Moment-Queries input (REFERENCE §8.1).
+"""tools/convert_ego4d_trainval.py on a hand-made Ego4D Moment-Queries input
+(docs/reference.md §8.1).
 
 Every expected number below is worked out by hand from the input written here:
 
