@@ -70,7 +70,7 @@ def _tiny_config(conformance_dir: Path, path: Path, **sections) -> Path:
 
 
 @pytest.fixture(scope="module")
-def ddp_steps(tmp_path_factory, conformance_dir, repo_root, e2e_ready):
+def ddp_steps(tmp_path_factory, conformance_dir, repo_root):
     folder = tmp_path_factory.mktemp("ddp_step")
     # drop path off: it draws torch.rand per block in every process (not reproducible by one
     # process on the union batch); dropout 0 is the tiny config's own value
@@ -170,7 +170,7 @@ def test_broken_ddp_path_is_detected(ddp_steps, scenario):
 
 
 @pytest.fixture(scope="module")
-def ddp_run(tmp_path_factory, conformance_dir, repo_root, e2e_ready):
+def ddp_run(tmp_path_factory, conformance_dir, repo_root):
     """Synthetic data (4 training, 5 test videos; the tiny model's 32 channels, 5 classes) and
     a 2-epoch DDP training run (1 warm-up epoch; 2 iterations per epoch and process)."""
     folder = tmp_path_factory.mktemp("ddp_run")
