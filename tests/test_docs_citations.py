@@ -49,10 +49,12 @@ def test_heading_parser_on_hand_written_headings():
 
 def test_old_spellings_are_found_one_problem_per_line():
     text = ('"""Rule (REFERENCE.md §3.10) and\nREFERENCE §6.2, shared/spec/REFERENCE.md."""\n'
-            "_REFERENCES = {}  # a variable, not a citation\nreference and Reference\n")
+            "_REFERENCES = {}  # a variable, not a citation\nreference and Reference\n"
+            'REFERENCE = "perturbed"  # a name\n# the rule (REFERENCE\n# §3.10) wrapped\n'
+            "see REFERENCE Appendix C\n")
     assert cc.old_citations("a.py", text) == [
-        "a.py:1: cites REFERENCE.md (old name); cite docs/reference.md §N.M instead",
-        "a.py:2: cites REFERENCE.md (old name); cite docs/reference.md §N.M instead"]
+        f"a.py:{n}: cites REFERENCE.md (old name); cite docs/reference.md §N.M instead"
+        for n in (1, 2, 6, 8)]
 
 
 @pytest.mark.parametrize("text", [

@@ -26,8 +26,9 @@ SUFFIXES = (".py", ".md", ".sh", ".cpp", ".h", ".cu", ".yaml", ".yml", ".txt", "
 _SKIP_DIRS = {"__pycache__", "build", "dist", "node_modules"}
 # the check and its test cite wrong spellings and sections on purpose
 EXEMPT = ("tools/check_citations.py", "tests/test_docs_citations.py")
-# the old spelling: the upper-case word REFERENCE (REFERENCE.md, REFERENCE §x); not _REFERENCES
-_OLD = re.compile(r"\bREFERENCE\b")
+# the old spelling: REFERENCE.md, or REFERENCE followed by a section (§x, Appendix / App. X),
+# also across a line break inside a comment; not a name such as REFERENCE = or _REFERENCES
+_OLD = re.compile(r"\bREFERENCE(?:\.md\b|`?\s*(?:(?:#|//|\*)\s*)?(?:§|App(?:endix|\.)))")
 _NEW = re.compile(r"docs/reference\.md`?")
 # a citation's reach: up to a clause end, another file name, a blank line, or 160 characters
 _STOP = re.compile(r"[;)\]]|\n\s*\n|[\w./-]+\.(?:md|py|txt|yaml|json)\b")

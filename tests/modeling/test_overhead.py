@@ -21,7 +21,7 @@ from tests.modeling.test_meta_arch import VIDEOS, build
 
 # the original's first training forward of the perturbed tiny model (conformance README):
 # cls 0.2822853, reg 0.1461331, final = cls + reg = 0.4284183 with loss_weight 1
-REFERENCE = "perturbed"
+CHECKPOINT = "perturbed"
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def conformance(conformance_dir):
     data = torch.load(conformance_dir / "tiny_inputs.pt")
     items = {v["video_id"]: v for v in data["videos"] + data["extra_eval_videos"]}
     return {"expected": torch.load(conformance_dir / "tiny_expected.pt"),
-            "ckpt": torch.load(conformance_dir / CHECKPOINTS[REFERENCE] / "epoch_000.pth.tar"),
+            "ckpt": torch.load(conformance_dir / CHECKPOINTS[CHECKPOINT] / "epoch_000.pth.tar"),
             "train": data["videos"], "eval": items}
 
 
@@ -91,7 +91,7 @@ def test_ddp_reducer_receives_the_count_and_scales_the_update():
 @pytest.mark.parametrize("loss_weight", [1.0, -1.0])
 def test_training_step_has_no_item_call_and_gives_the_originals_losses(monkeypatch, conformance,
                                                                         loss_weight):
-    want = conformance["expected"][REFERENCE]["train"]["losses"]
+    want = conformance["expected"][CHECKPOINT]["train"]["losses"]
     model = _tiny_model(conformance, loss_weight=loss_weight).train()
 
     def no_item(self):
@@ -137,7 +137,7 @@ def _logits_and_detections(model, item):
 def test_bf16_inference_is_opt_in_and_close(conformance, video_id):
     model = _tiny_model(conformance, weights="state_dict_ema").eval()
     item = conformance["eval"][video_id]
-    want = conformance["expected"][REFERENCE]["eval"][video_id]["detections"]
+    want = conformance["expected"][CHECKPOINT]["eval"][video_id]["detections"]
     assert model.bf16_inference is False
     fp32, dets = _logits_and_detections(model, item)
     # off: the original's float32 detection (conformance tolerances)
