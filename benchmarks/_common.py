@@ -1,13 +1,14 @@
 """Shared pieces of the benchmark scripts.
 
-* paths (``ROOT``, ``SHARED`` = ``$ACTIONFORMER_SHARED`` or ``../shared``), ``--threads`` /
+* paths (``ROOT``, ``CONFORMANCE`` = the shipped ``tests/assets/conformance``, ``SHARED`` =
+  ``$ACTIONFORMER_SHARED`` or ``../shared`` for the real annotation files), ``--threads`` /
   ``--json`` options and JSON output under the git-ignored ``benchmarks/results/``;
 * the real THUMOS14 lengths (``floor(duration * 30 / 4)`` feature steps: features at 30 fps,
   stride 4) and seeded synthetic videos;
 * the two training procedures every training benchmark compares, on the same inputs:
 
   - ``faithful``: the original's procedure and arithmetic: every batch padded by the original
-    rule (REFERENCE §3.10), PyTorch's default (oneDNN) convolutions, the original's
+    rule (docs/reference.md §3.10), PyTorch's default (oneDNN) convolutions, the original's
     LayerNorm arithmetic, separate q / k / v paths, the original's local attention algorithm
     (Longformer overlapping chunks), heads run level by level, label
     assignment video by video, the optimizer's per-parameter loop, ``clip_grad_norm_``'s
@@ -47,6 +48,7 @@ from libs.modeling.attention import LocalMaskedMHCA  # noqa: E402
 from libs.modeling.blocks import set_fast_kernels  # noqa: E402
 
 SHARED = Path(os.environ.get("ACTIONFORMER_SHARED", ROOT.parent / "shared"))
+CONFORMANCE = ROOT / "tests" / "assets" / "conformance"  # the original's tiny model and data
 SEG_TOL, SCORE_TOL = 1e-3, 1e-4  # detections: seconds, score (conformance README)
 TRAIN_MODES = ("faithful", "overhead", "fast")
 

@@ -2,8 +2,8 @@
 item 4).
 
 Model and data: by default the conformance tiny THUMOS config with the original's perturbed
-checkpoint (shared/conformance/tiny_thumos_perturbed, EMA weights) on its synthetic test
-videos (shared/conformance/tiny_data: one video, a smoke test); with ``--config`` /
+checkpoint (tests/assets/conformance/tiny_thumos_perturbed, EMA weights) on its synthetic
+test videos (tests/assets/conformance/tiny_data: one video, a smoke test); with ``--config`` /
 ``--ckpt`` any config and checkpoint, e.g. the quick-start demo's trained model on its
 synthetic test split::
 
@@ -33,7 +33,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import SHARED, add_common_args, apply_threads, machine_line, write_json  # noqa: E402
+from _common import (CONFORMANCE, add_common_args, apply_threads, machine_line,  # noqa: E402
+                     write_json)
 from bench_inference import bf16_matmul_speedup  # noqa: E402
 from libs.core import load_config  # noqa: E402
 from libs.datasets import make_dataset  # noqa: E402
@@ -66,7 +67,7 @@ def main():
     if (args.config is None) != (args.ckpt is None):
         parser.error("--config and --ckpt go together")
     if args.config is None:
-        conf = SHARED / "conformance"
+        conf = CONFORMANCE
         cfg = load_config(str(conf / "tiny_thumos.yaml"))
         data = conf / "tiny_data"
         cfg["dataset"]["json_file"] = str(data / "annotations" / "tiny_thumos14.json")

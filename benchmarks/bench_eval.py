@@ -1,7 +1,7 @@
 """Benchmark of the vectorised ``ANETdetection`` against a row-by-row transcription.
 
 The baseline below (``RowByRowEvaluator``) is a plain transcription of the original algorithm
-as REFERENCE.md §6.2-6.4 describe it: pandas ``groupby`` per class and per video, one
+as docs/reference.md §6.2-6.4 describe it: pandas ``groupby`` per class and per video, one
 ``iterrows`` step per prediction with the per-threshold GT lock walk, per-video top-k x recall,
 single-pass label ``replace``. It runs in one process (the original used 8 joblib workers over
 classes; this machine has few cores), so its time is a CPU-time figure.

@@ -1,7 +1,7 @@
 """Per-iteration time of a tiny model: the original's procedure vs this project's (issue 8,
 item 3, and item 2 on small models).
 
-Model: the conformance tiny THUMOS config (shared/conformance/tiny_thumos.yaml: input_dim 32,
+Model: the conformance tiny THUMOS config (tests/assets/conformance/tiny_thumos.yaml: input_dim 32,
 5 classes, 6 levels, window 9, its opt / train_cfg) widened to 64 channels (embd, fpn, head).
 60 synthetic videos with lengths uniform in [300, 1500] (seeded), batch 2: 30 iterations per
 epoch. One iteration = the full training step: zero_grad, forward, backward, clip_grad_norm
@@ -38,7 +38,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (SHARED, TRAIN_MODES, add_common_args, apply_threads,  # noqa: E402
+from _common import (CONFORMANCE, TRAIN_MODES, add_common_args, apply_threads,  # noqa: E402
                      compare_to_faithful, machine_line, make_video, run_epochs, write_json)
 from libs.core import load_config  # noqa: E402
 from libs.datasets.data_utils import truncate_feats  # noqa: E402
@@ -108,7 +108,7 @@ def main():
     add_common_args(parser)
     args = parser.parse_args()
     apply_threads(args)
-    cfg = load_config(str(SHARED / "conformance" / "tiny_thumos.yaml"))
+    cfg = load_config(str(CONFORMANCE / "tiny_thumos.yaml"))
     print(machine_line())
     print(f"tiny model: 64 channels, {NUM_VIDEOS} videos T in [{T_MIN}, {T_MAX}], batch {BATCH}")
     out = {}

@@ -1,26 +1,16 @@
-"""Shared pytest fixtures: where the read-only references live, and skips when they are absent.
+"""Shared pytest fixtures: the repository root and the reference folders (tests/_assets.py).
 
-The references (``shared/``: spec, conformance tensors, real annotations) sit beside the
-repository as ``../shared``; ``ACTIONFORMER_SHARED`` overrides that location.
+``conformance_dir`` and ``spec_dir`` are the shipped ``tests/assets/conformance`` and
+``tests/assets/spec`` (a test fails when they are missing); ``real_data_dir`` is the folder of
+the real annotation files (``../shared/data``; the test is skipped without it).
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DIR = Path(os.environ.get("ACTIONFORMER_SHARED", REPO_ROOT.parent / "shared"))
-CONFORMANCE_DIR = SHARED_DIR / "conformance"
-SPEC_DIR = SHARED_DIR / "spec"
-REAL_DATA_DIR = SHARED_DIR / "data"
-
-
-def _require(path: Path, what: str) -> Path:
-    if not path.exists():
-        pytest.skip(f"{what} not found at {path} (set ACTIONFORMER_SHARED to the shared/ folder)")
-    return path
+from tests._assets import REPO_ROOT, asset_path, shared_data_path
 
 
 @pytest.fixture(scope="session")
@@ -30,14 +20,14 @@ def repo_root() -> Path:
 
 @pytest.fixture(scope="session")
 def conformance_dir() -> Path:
-    return _require(CONFORMANCE_DIR, "conformance fixtures")
+    return asset_path("conformance")
 
 
 @pytest.fixture(scope="session")
 def spec_dir() -> Path:
-    return _require(SPEC_DIR, "spec files")
+    return asset_path("spec")
 
 
 @pytest.fixture(scope="session")
 def real_data_dir() -> Path:
-    return _require(REAL_DATA_DIR, "real annotation files")
+    return shared_data_path()

@@ -3,9 +3,9 @@
 
     python tools/check_dataset.py CONFIG [--split NAME ...] [--full-scan]
 
-Reads the annotation JSON (REFERENCE.md §2.3) and the feature files (§2.4) itself, the way the
-config's dataset class would, and reports what would crash training or evaluation (errors) and
-what would silently hurt it (warnings):
+Reads the annotation JSON (docs/reference.md §2.3) and the feature files (§2.4) itself, the way
+the config's dataset class would, and reports what would crash training or evaluation
+(errors) and what would silently hurt it (warnings):
 
 * config: ``load_config`` validation (unknown keys, ``max_seq_len`` not divisible by
   stride x window, §3.10);
@@ -109,7 +109,7 @@ class Report:
 
 
 class _Features:
-    """Feature files of one config: paths, cheap shapes, full reads (REFERENCE §2.4)."""
+    """Feature files of one config: paths, cheap shapes, full reads (docs/reference.md §2.4)."""
 
     def __init__(self, name: str, ds: Dict[str, Any]) -> None:
         self.name = name
@@ -201,7 +201,7 @@ def _file_array(path: str) -> np.ndarray:
 
 
 def _class_rule(name: str, found: int, num_classes: int) -> Optional[str]:
-    """The dataset class's class-count assertion (REFERENCE §2.3); a message when it fails."""
+    """The dataset class's class-count assertion (docs/reference.md §2.3); a message on failure."""
     if name == "epic":
         ok, rule = found <= num_classes, "at most num_classes"
     elif name == "anet":

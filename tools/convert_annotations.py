@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Converts public ActivityNet 1.3 and EPIC-Kitchens-100 annotation files to the loaders' format.
 
-The loaders read an ActivityNet-style JSON (REFERENCE.md §2.3):
+The loaders read an ActivityNet-style JSON (docs/reference.md §2.3):
 ``{"database": {video_id: {"subset", "duration", "fps", "annotations": [{"label", "segment",
 "label_id"}]}}}``.
 

@@ -5,12 +5,17 @@
         [--label-map FILE] [--ann-dir DIR] [--feat-dir DIR] [--out-feat-dir DIR]
         [--out-json FILE]
 
-Behaviour: REFERENCE.md §8.1 (the original's ``tools/convert_ego4d_trainval.py``); the numbers
+The 110-class label map ships with the repository (``tools/ego4d_label_map.txt``, byte for byte
+the original's; tools/ego4d_label_map.md) and is the default; ``--label-map`` overrides it.
+
+Behaviour: docs/reference.md §8.1 (the original's ``tools/convert_ego4d_trainval.py``); the numbers
 it writes (clip fps, grid alignment, feature rows, segments, rounding) are the original's.
 
 Input layout (the original's, relative to ``--input-dir``, default the current folder):
 
-* ``ego4d_label_map.txt``: ``NNN<TAB>label`` per line (see tools/ego4d_label_map.md);
+* the label map, ``NNN<TAB>label`` per line: the shipped ``tools/ego4d_label_map.txt`` unless
+  ``--label-map`` names another (the original read ``ego4d_label_map.txt`` from the input
+  folder; a different file there is reported and ignored, pass it with ``--label-map``);
 * ``annotations/moments_train.json``, ``annotations/moments_val.json`` (official MQ files);
 * ``features/slowfast8x8_r101_k400/<video_uid>.pt`` and
   ``features/omnivore_video_swinl/<video_uid>.pt``: full-video (T, C) feature tensors, one row
@@ -37,6 +42,7 @@ Algorithm per clip (constants: 32-frame windows, 16-frame stride):
 
 Differences from the original (none changes a number):
 
+* the label map is the shipped copy unless ``--label-map`` is given (see above);
 * the JSON is written once at the end, atomically (the original rewrote it after every video);
 * a video whose SlowFast *or* Omnivore file is missing is skipped with a message naming the
   file (the original skipped only a missing Omnivore file and crashed on a missing SlowFast
@@ -52,6 +58,7 @@ Differences from the original (none changes a number):
 from __future__ import annotations
 
 import argparse
+import filecmp
 import json
 import os
 import sys
@@ -61,7 +68,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 __all__ = ["CLIP_FRAMES", "CLIP_STRIDE", "MIN_ACTION_SEC", "SUBSET_NAMES", "FEATURE_SETS",
-           "read_label_map", "align_clip", "convert_clip_annotations", "convert_ego4d", "main"]
+           "DEFAULT_LABEL_MAP", "read_label_map", "align_clip", "convert_clip_annotations", "convert_ego4d", "main"]
 
 CLIP_FRAMES = 32  # frames seen by one feature vector
 CLIP_STRIDE = 16  # frames between consecutive feature vectors
@@ -71,6 +78,9 @@ SUBSET_NAMES = {"train": "training", "val": "validation"}
 # (input folder of full-video .pt tensors, output folder of per-clip .npy arrays)
 FEATURE_SETS = (("slowfast8x8_r101_k400", "slowfast_features"),
                 ("omnivore_video_swinl", "omnivore_features"))
+# the original's 110-class Ego4D MQ label map, shipped beside this script
+DEFAULT_LABEL_MAP = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                 "ego4d_label_map.txt")
 
 
 def read_label_map(path: str) -> Dict[str, int]:
@@ -229,6 +239,7 @@ def convert_ego4d(label_map_file: str, ann_dir: str, feat_dir: str, out_feat_dir
         dict (counts of videos, clips and actions written or skipped; not written to disk).
     """
     label_map = read_label_map(label_map_file)
+    log(f"label map: {label_map_file} ({len(label_map)} classes)")
     videos = (_read_json(os.path.join(ann_dir, "moments_train.json"))["videos"]
               + _read_json(os.path.join(ann_dir, "moments_val.json"))["videos"])
     for _, out_name in FEATURE_SETS:
@@ -284,16 +295,28 @@ def convert_ego4d(label_map_file: str, ann_dir: str, feat_dir: str, out_feat_dir
     return {**result, "stats": stats}
 
 
+def _label_map_file(given: Optional[str], input_dir: str, log=print) -> str:
+    """``given`` or the shipped map; reports an input-folder map that differs and is ignored."""
+    if given:
+        return given
+    local = os.path.join(input_dir, "ego4d_label_map.txt")
+    if os.path.isfile(local) and not filecmp.cmp(local, DEFAULT_LABEL_MAP, shallow=False):
+        log(f"note: {local} differs from the shipped label map and is ignored "
+            f"(pass --label-map {local} to use it)")
+    return DEFAULT_LABEL_MAP
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--input-dir", "--root", dest="input_dir", default=".",
-                   help="folder holding ego4d_label_map.txt, annotations/ and features/ "
+                   help="folder holding annotations/ and features/ "
                         "(default: current folder)")
     p.add_argument("--output-dir", default=None,
                    help="folder that receives features/ and annotations/ego4d.json "
                         "(default: the input folder)")
     p.add_argument("--label-map", default=None,
-                   help="NNN<TAB>label file (default: INPUT_DIR/ego4d_label_map.txt)")
+                   help="NNN<TAB>label file (default: the shipped "
+                        "tools/ego4d_label_map.txt, the original's 110 classes)")
     p.add_argument("--ann-dir", default=None,
                    help="folder of moments_train.json / moments_val.json "
                         "(default: INPUT_DIR/annotations)")
@@ -310,7 +333,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     dst = args.output_dir or src
     try:
         convert_ego4d(
-            label_map_file=args.label_map or os.path.join(src, "ego4d_label_map.txt"),
+            label_map_file=_label_map_file(args.label_map, src),
             ann_dir=args.ann_dir or os.path.join(src, "annotations"),
             feat_dir=args.feat_dir or os.path.join(src, "features"),
             out_feat_dir=args.out_feat_dir or os.path.join(dst, "features"),

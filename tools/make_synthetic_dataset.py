@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Writes a synthetic action-localization data set in the original on-disk layout.
 
-The output is what every dataset class reads (REFERENCE.md §2.3, §2.4): an ActivityNet-style
+The output is what every dataset class reads (docs/reference.md §2.3, §2.4): an ActivityNet-style
 annotation JSON (``<out>/annotations/<name>.json``) plus one (T, C) float32 feature file per
 video, so any dataset config can point at it. Deterministic for a seed.
 
@@ -28,7 +28,7 @@ random strength in [0.7, 1.3]. Everything is buried in i.i.d. Gaussian noise of 
 in each video (false-positive bait). A small model learns to localise the actions well above
 chance but not perfectly; raise ``--noise`` (or ``--ramp``, ``--distractors``) to make it harder.
 
-Seconds and grid steps follow the datasets' convention (REFERENCE §2.5): feature ``i`` is
+Seconds and grid steps follow the datasets' convention (docs/reference.md §2.5): feature ``i`` is
 centred at frame ``i * feat_stride + num_frames / 2``.
 
 Formats (``--format``): ``npy`` (one ``<prefix><id>.npy`` per video in ``features/``;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Trains and evaluates the four main benchmarks one after another (REFERENCE.md §8.2):
+# Trains and evaluates the four main benchmarks one after another (docs/reference.md §8.2):
 # THUMOS14 I3D, EPIC-Kitchens verb, EPIC-Kitchens noun, ActivityNet TSP.
 #
 #   bash tools/run_all_exps.sh

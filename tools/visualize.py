@@ -10,7 +10,7 @@ Needs matplotlib, an optional extra: ``pip install matplotlib`` (or ``pip instal
 
 ``RESULTS`` is either
 
-* an ``eval_results.pkl`` written by ``eval.py --saveonly`` (REFERENCE.md §7.8): a pickled
+* an ``eval_results.pkl`` written by ``eval.py --saveonly`` (docs/reference.md §7.8): a pickled
   dict ``{'video-id': list of str (one per detection), 't-start': float32 array (seconds),
   't-end': float32 array, 'label': int64 array (class ids), 'score': float32 array}``; or
 * an inference JSON written by ``tools/infer.py``: a list with one entry per video,
@@ -85,7 +85,7 @@ def _pyplot():
 
 
 def group_results(results: Dict[str, Any]) -> Dict[str, List[Detection]]:
-    """Groups an ``eval_results.pkl`` dict (REFERENCE §7.8) by video.
+    """Groups an ``eval_results.pkl`` dict (docs/reference.md §7.8) by video.
 
     Args:
         results: ``{'video-id': N ids, 't-start': (N,), 't-end': (N,), 'label': (N,),
@@ -168,7 +168,7 @@ def load_detections(path: str) -> Tuple[Dict[str, List[Detection]], Dict[str, fl
 def load_ground_truth(json_file: str, split: Optional[Sequence[str]] = None,
                       class_agnostic: bool = False
                       ) -> Tuple[Dict[str, Dict[str, Any]], Dict[int, str]]:
-    """Ground truth of an ActivityNet-style annotation JSON (REFERENCE §2.3).
+    """Ground truth of an ActivityNet-style annotation JSON (docs/reference.md §2.3).
 
     Args:
         json_file: annotation file.

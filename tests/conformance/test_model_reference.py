@@ -1,5 +1,5 @@
 """The model reproduces the original ActionFormer stage by stage on the tiny THUMOS fixtures
-(shared/conformance, README "Tolerances"). One test per stage so that a failure names it.
+(tests/assets/conformance, README "Tolerances"). One test per stage so that a failure names it.
 
 Both checkpoints are checked; ``perturbed`` is the primary target (at init every block is
 nearly the identity, which hides many bugs). The model is built from the original's merged

@@ -1,6 +1,6 @@
 """Config loading: defaults, merge rules, derived keys, validation errors, round trip.
 
-Expected values are written from REFERENCE.md §1 (tables and Appendix A) and from the merged
+Expected values are written from docs/reference.md §1 (tables and Appendix A) and from the merged
 config the original returned for the conformance config (``tiny_expected.pt['config']``).
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ ALL_CONFIGS = ["thumos_i3d", "anet_tsp", "anet_i3d", "epic_slowfast_verb", "epic
 @pytest.mark.parametrize("name", ALL_CONFIGS)
 def test_every_shipped_config_loads_with_common_settings(name):
     cfg = load_config(str(CONFIGS / f"{name}.yaml"))
-    # REFERENCE §1.4: set by all 11 configs
+    # docs/reference.md §1.4: set by all 11 configs
     assert cfg["output_folder"] == "./ckpt/"
     assert cfg["model"]["fpn_type"] == "identity"
     assert cfg["train_cfg"]["clip_grad_l2norm"] == 1.0
@@ -41,7 +41,7 @@ def test_every_shipped_config_loads_with_common_settings(name):
     assert cfg["model"]["test_cfg"] is cfg["test_cfg"]
 
 
-# (config, dotted key, expected) rows from the REFERENCE §1.4 tables
+# (config, dotted key, expected) rows from the docs/reference.md §1.4 tables
 TABLE = [
     ("anet_tsp", "dataset.file_prefix", "v_"), ("anet_tsp", "dataset.input_dim", 512),
     ("anet_tsp", "dataset.default_fps", 15), ("anet_tsp", "dataset.max_seq_len", 192),
@@ -103,7 +103,7 @@ def test_per_config_overrides_match_reference_table(name, key, expected):
     ("ego4d_egovlp", 1024), ("ego4d_slowfast_egovlp", 1024), ("ego4d_omnivore_egovlp", 1024),
     ("ego4d_slowfast_omnivore_egovlp", 1024)])
 def test_max_div_factor_matches_reference_table(name, factor):
-    # REFERENCE §1.5
+    # docs/reference.md §1.5
     assert max_div_factor(load_config(str(CONFIGS / f"{name}.yaml"))["model"]) == factor
 
 

@@ -1,6 +1,6 @@
 """ActivityNet dataset: the three grid cases, HDF5 features, segment sanitising, real annotations.
 
-Oracles: REFERENCE.md §2.5 and Appendix C worked by hand, the npy twin of an HDF5 file, the
+Oracles: docs/reference.md §2.5 and Appendix C worked by hand, the npy twin of an HDF5 file, the
 real ActivityNet 1.3 annotation files (converted with tools/convert_annotations.py).
 """
 from __future__ import annotations

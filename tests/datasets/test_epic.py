@@ -1,6 +1,6 @@
 """EPIC-Kitchens dataset: .npz features, empty classes, missing files, real annotations.
 
-Oracles: hand-built files (grid values worked by hand with REFERENCE.md Appendix C: fps 30,
+Oracles: hand-built files (grid values worked by hand with docs/reference.md Appendix C: fps 30,
 stride 16, 32 frames -> offset 1), the real EPIC-KITCHENS-100 validation annotations.
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """THUMOS14 dataset: the original's items for the conformance files, grid conversion, skipping.
 
 Oracles: tiny_inputs.pt (items the original THUMOS14Dataset returned for tiny_data/), the worked
-example of REFERENCE.md Appendix C, the 20 THUMOS14 class names, and the real annotation file.
+example of docs/reference.md Appendix C, the 20 THUMOS14 class names, and the real annotation file.
 """
 from __future__ import annotations
 

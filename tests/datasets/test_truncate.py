@@ -1,7 +1,7 @@
 """truncate_feats: the original's reference vectors, its random-call order, invariants.
 
 Oracles: tiny_expected.pt['truncate_feats'] (made by the original), hand-derived windows that
-replay Python's ``random`` in the documented order (REFERENCE.md §2.7), properties.
+replay Python's ``random`` in the documented order (docs/reference.md §2.7), properties.
 """
 from __future__ import annotations
 

@@ -6,26 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
-
-
-def _deps_ready() -> str:
-    try:
-        import libs.datasets as ds
-        import libs.evaluation as ev
-    except ImportError as err:  # pragma: no cover - depends on other packages
-        return f"import failed: {err}"
-    missing = [n for n, m in (("make_dataset", ds), ("make_data_loader", ds),
-                              ("ANETdetection", ev)) if not hasattr(m, n)]
-    return f"missing {missing}" if missing else ""
-
-
-@pytest.fixture(scope="session")
-def e2e_ready():
-    why = _deps_ready()
-    if why:
-        pytest.skip(f"datasets / evaluation not available yet: {why}")
 
 
 def write_tiny_config(conformance_dir: Path, folder: Path, **opt_overrides) -> Path:

@@ -4,10 +4,10 @@ Owns two proofs of docs/distributed.md ("Semantics"):
 
 * one DDP training step of the real ``LocPointTransformer`` (engine pieces wired as train.py
   wires them, see ddp_real_worker.py) on 2 processes x 1 video equals one single-process step
-  on the union batch of the 2 videos (REFERENCE.md §4.2 loss normaliser, §7.3 training step):
+  on the union batch of the 2 videos (docs/reference.md §4.2 loss normaliser, §7.3 training step):
   parameters to 1e-6, the loss normaliser exactly; two deliberately broken runs (no positive
   count all-reduce, no gradient scaling) must NOT match, so the test can fail;
-* ``torchrun train.py`` writes the single-process checkpoint format (REFERENCE.md §7.1:
+* ``torchrun train.py`` writes the single-process checkpoint format (docs/reference.md §7.1:
   ``module.`` keys, the original's names/order/shapes of the conformance checkpoint), and
   ``torchrun eval.py`` prints the same mAP report as ``python eval.py`` on it (§7.8), with the
   same ``--saveonly`` results.
@@ -70,7 +70,7 @@ def _tiny_config(conformance_dir: Path, path: Path, **sections) -> Path:
 
 
 @pytest.fixture(scope="module")
-def ddp_steps(tmp_path_factory, conformance_dir, repo_root, e2e_ready):
+def ddp_steps(tmp_path_factory, conformance_dir, repo_root):
     folder = tmp_path_factory.mktemp("ddp_step")
     # drop path off: it draws torch.rand per block in every process (not reproducible by one
     # process on the union batch); dropout 0 is the tiny config's own value
@@ -170,7 +170,7 @@ def test_broken_ddp_path_is_detected(ddp_steps, scenario):
 
 
 @pytest.fixture(scope="module")
-def ddp_run(tmp_path_factory, conformance_dir, repo_root, e2e_ready):
+def ddp_run(tmp_path_factory, conformance_dir, repo_root):
     """Synthetic data (4 training, 5 test videos; the tiny model's 32 channels, 5 classes) and
     a 2-epoch DDP training run (1 warm-up epoch; 2 iterations per epoch and process)."""
     folder = tmp_path_factory.mktemp("ddp_run")

@@ -6,7 +6,7 @@ import pickle
 import signal
 import subprocess
 import sys
-import time
+import threading
 
 import pytest
 import torch
@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def full_run(tmp_path_factory, conformance_dir, repo_root, e2e_ready):
+def full_run(tmp_path_factory, conformance_dir, repo_root):
     """3 epochs (1 warm-up + 2), checkpoint every epoch."""
     folder = tmp_path_factory.mktemp("e2e")
     cfg = write_tiny_config(conformance_dir, folder)
@@ -123,6 +123,33 @@ def test_missing_resume_file_is_an_error(full_run, repo_root):
     assert proc.returncode != 0 and "no checkpoint found at 'does_not_exist.pth.tar'" in proc.stderr
 
 
+def _wait_for_line(proc: subprocess.Popen, marker: str, limit_s: float) -> list:
+    """Lines of ``proc``'s output up to the first one containing ``marker``.
+
+    Waits for the event, not the clock: ``limit_s`` is only a generous upper bound for a hung
+    process; reaching it (or the process ending without the line) fails the test, and the
+    process is killed, never signalled early.
+    """
+    lines: list = []
+    done = threading.Event()
+
+    def read() -> None:
+        for line in proc.stdout:
+            lines.append(line)
+            if marker in line:
+                break
+        done.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    done.wait(limit_s)
+    if not any(marker in line for line in lines):
+        proc.kill()
+        proc.wait()
+        pytest.fail(f"no line with {marker!r} (process ended or {limit_s:.0f} s passed):\n"
+                    + "".join(lines)[-3000:])
+    return lines
+
+
 def test_sigterm_saves_resumable_checkpoint(full_run, repo_root, conformance_dir):
     folder, _, _, _ = full_run
     cfg = write_tiny_config(conformance_dir, folder, epochs=500)
@@ -131,12 +158,8 @@ def test_sigterm_saves_resumable_checkpoint(full_run, repo_root, conformance_dir
     proc = subprocess.Popen([sys.executable, "train.py", str(cfg), "--output", "sig", "-p",
                              "1"], cwd=repo_root, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-    lines = []
-    deadline = time.time() + 180
-    for line in proc.stdout:
-        lines.append(line)
-        if "[Train]: Epoch 1 started" in line or time.time() > deadline:
-            break
+    # epoch 0 is complete once epoch 1 starts: the signal then interrupts a resumable run
+    lines = _wait_for_line(proc, "[Train]: Epoch 1 started", limit_s=1800)
     proc.send_signal(signal.SIGTERM)
     rest, _ = proc.communicate(timeout=120)
     out = "".join(lines) + rest

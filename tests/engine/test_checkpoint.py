@@ -1,4 +1,4 @@
-"""Checkpoint format (REFERENCE.md §7.1 step 14, §3.12; conformance/README.md)."""
+"""Checkpoint format (docs/reference.md §7.1 step 14, §3.12; conformance/README.md)."""
 from __future__ import annotations
 
 import os

@@ -1,4 +1,4 @@
-"""ModelEma (REFERENCE.md §7.7)."""
+"""ModelEma (docs/reference.md §7.7)."""
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,4 @@
-"""LR schedules (REFERENCE.md §7.6): hand-computed trajectories, checkpoint state format."""
+"""LR schedules (docs/reference.md §7.6): hand-computed trajectories, checkpoint state format."""
 from __future__ import annotations
 
 import math

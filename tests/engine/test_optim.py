@@ -1,4 +1,4 @@
-"""Parameter grouping of make_optimizer (REFERENCE.md §7.5)."""
+"""Parameter grouping of make_optimizer (docs/reference.md §7.5)."""
 from __future__ import annotations
 
 import pytest

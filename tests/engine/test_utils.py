@@ -20,7 +20,26 @@ def test_average_meter_semantics():
     assert (m.val, m.avg, m.sum, m.count) == (6.0, 3.0, 12.0, 4)
 
 
-def test_fix_random_seed_returns_global_generator():
+def _unset_env(monkeypatch, *names: str) -> None:
+    """Removes ``names`` from os.environ for this test; monkeypatch restores every one of them
+    afterwards, also when the code under test sets it (``delenv(raising=False)`` alone records
+    nothing for a variable that is absent, so a value written later would leak)."""
+    for name in names:
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def restore_determinism():
+    """torch's process-wide deterministic-algorithms switch, put back after the test."""
+    before = (torch.are_deterministic_algorithms_enabled(),
+              torch.is_deterministic_algorithms_warn_only_enabled())
+    yield
+    torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+
+
+def test_fix_random_seed_returns_global_generator(monkeypatch, restore_determinism):
+    _unset_env(monkeypatch, "PYTHONHASHSEED", "CUBLAS_WORKSPACE_CONFIG")  # it writes both
     g = fix_random_seed(123, include_cuda=False)
     assert g is torch.default_generator
     a = (random.random(), np.random.rand(), torch.rand(1).item())
@@ -29,7 +48,6 @@ def test_fix_random_seed_returns_global_generator():
     assert os.environ["PYTHONHASHSEED"] == "123"
     assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
     assert torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(False)
 
 
 def test_device_rules(monkeypatch):
@@ -58,8 +76,7 @@ def test_comm_without_process_group():
 
 
 def test_onednn_cache_is_enlarged_unless_the_user_chose(monkeypatch):
-    monkeypatch.delenv(device.ONEDNN_CACHE_ENV, raising=False)
-    monkeypatch.delenv("DNNL_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    _unset_env(monkeypatch, device.ONEDNN_CACHE_ENV, "DNNL_PRIMITIVE_CACHE_CAPACITY")
     assert device.enlarge_onednn_primitive_cache(4096) is True
     assert os.environ[device.ONEDNN_CACHE_ENV] == "4096"
     monkeypatch.setenv(device.ONEDNN_CACHE_ENV, "7")
@@ -73,7 +90,6 @@ def test_onednn_cache_is_enlarged_unless_the_user_chose(monkeypatch):
 
 def test_model_constructor_enlarges_the_cache(monkeypatch):
     from tests.modeling.test_meta_arch import build
-    monkeypatch.delenv(device.ONEDNN_CACHE_ENV, raising=False)
-    monkeypatch.delenv("DNNL_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    _unset_env(monkeypatch, device.ONEDNN_CACHE_ENV, "DNNL_PRIMITIVE_CACHE_CAPACITY")
     build()
     assert os.environ[device.ONEDNN_CACHE_ENV] == str(device.ONEDNN_CACHE_CAPACITY)

@@ -1,4 +1,4 @@
-"""Test oracle: a plain-Python, row-by-row transcription of REFERENCE.md §6.2-6.4.
+"""Test oracle: a plain-Python, row-by-row transcription of docs/reference.md §6.2-6.4.
 
 Deliberately naive (dicts and loops, one prediction at a time) and independent of
 libs.evaluation; it makes the same NumPy sort calls on the same arrays as the original

@@ -1,4 +1,4 @@
-"""ANETdetection and its helpers (REFERENCE.md §6, §9 items 21/33).
+"""ANETdetection and its helpers (docs/reference.md §6, §9 items 21/33).
 
 Oracles: the original's numbers in conformance/eval_vector_expected.json, values worked out by
 hand in the comments, and a naive row-by-row transcription (tests/evaluation/_reference.py) on

@@ -1,4 +1,4 @@
-"""External score fusion ``postprocess_results`` (REFERENCE.md §5.5), hand-built cases."""
+"""External score fusion ``postprocess_results`` (docs/reference.md §5.5), hand-built cases."""
 from __future__ import annotations
 
 import json

@@ -1,4 +1,4 @@
-"""Label assignment on hand-built cases (REFERENCE §4.1)."""
+"""Label assignment on hand-built cases (docs/reference.md §4.1)."""
 from __future__ import annotations
 
 import torch

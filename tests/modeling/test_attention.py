@@ -1,5 +1,5 @@
 """Local attention equals a dense O(T^2) masked attention with the band semantics of
-REFERENCE §3.3 (written here, independently of the implementation)."""
+docs/reference.md §3.3 (written here, independently of the implementation)."""
 from __future__ import annotations
 
 import pytest
@@ -124,7 +124,7 @@ def test_global_mhca_ignores_padded_keys():
 @pytest.mark.parametrize("T,w,use_rel_pe", [(32, 4, False), (36, 9, True), (16, 2, True),
                                            (64, 4, False)])
 def test_original_chunked_algorithm_equals_the_banded_kernel(T, w, use_rel_pe):
-    """Two independent implementations of REFERENCE §3.3: the original's overlapping chunks
+    """Two independent implementations of docs/reference.md §3.3: the original's overlapping chunks
     and the block-banded kernel, on a padded batch."""
     from libs.modeling.attention import chunked_window_attention
     g = torch.Generator().manual_seed(T + w)

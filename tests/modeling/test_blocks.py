@@ -1,5 +1,5 @@
 """Basic layers: MaskedConv1D, LayerNorm, drop path, sinusoid table, TransformerBlock, ConvBlock
-(REFERENCE §3.2, §3.4, §3.5); oracles are hand values and torch reference functions."""
+(docs/reference.md §3.2, §3.4, §3.5); oracles are hand values and torch reference functions."""
 from __future__ import annotations
 
 import math

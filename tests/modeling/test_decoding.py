@@ -1,4 +1,4 @@
-"""Decoding of head outputs into segments, and grid -> seconds (REFERENCE §5.1, §5.2)."""
+"""Decoding of head outputs into segments, and grid -> seconds (docs/reference.md §5.1, §5.2)."""
 from __future__ import annotations
 
 import math

@@ -1,4 +1,4 @@
-"""Point generator literal tables (REFERENCE §3.8)."""
+"""Point generator literal tables (docs/reference.md §3.8)."""
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,4 @@
-"""Focal loss and 1-D DIoU loss (REFERENCE §4.3)."""
+"""Focal loss and 1-D DIoU loss (docs/reference.md §4.3)."""
 from __future__ import annotations
 
 import pytest

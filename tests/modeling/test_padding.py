@@ -1,7 +1,7 @@
 """The minimal padding rule (libs/modeling/padding.py) gives the original's numbers.
 
-Oracles: hand-worked padded lengths; the same model run under the original rule (REFERENCE
-§3.10 ``preprocessing``), compared with the conformance tolerances (shared/conformance
+Oracles: hand-worked padded lengths; the same model run under the original rule (docs/reference.md
+§3.10 ``preprocessing``), compared with the conformance tolerances (tests/assets/conformance
 README): same detection count, every detection matched with the same label, segment within
 1e-3 s and score within 1e-4; pre-NMS candidates as a multiset; training losses and gradients
 within 1e-5 relative.

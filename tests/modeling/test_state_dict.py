@@ -1,5 +1,6 @@
 """The module tree is frozen: building the model from each shipped config gives exactly the
-names, shapes, dtypes and order of shared/spec/state_dict_*.txt (REFERENCE §3.12, App. E)."""
+names, shapes, dtypes and order of tests/assets/spec/state_dict_*.txt
+(docs/reference.md §3.12, Appendix E)."""
 from __future__ import annotations
 
 import pytest
@@ -7,6 +8,7 @@ import torch
 
 from libs.core import load_config
 from libs.modeling import make_meta_arch
+from tests._assets import asset_path
 
 SPEC_CONFIGS = ["thumos_i3d", "anet_tsp", "epic_slowfast_verb", "ego4d_omnivore_egovlp",
                 "ego4d_slowfast_omnivore_egovlp"]
@@ -28,8 +30,8 @@ def _build_on_meta(repo_root, name):
 
 
 @pytest.mark.parametrize("name", SPEC_CONFIGS)
-def test_state_dict_names_shapes_dtypes_and_order_match_spec(name, spec_dir, repo_root):
-    expected = _read_spec(spec_dir / f"state_dict_{name}.txt")
+def test_state_dict_names_shapes_dtypes_and_order_match_spec(name, repo_root):
+    expected = _read_spec(asset_path(f"spec/state_dict_{name}.txt"))
     model = _build_on_meta(repo_root, name)
     got = [(k, str(tuple(v.shape)), str(v.dtype).replace("torch.", ""))
            for k, v in model.state_dict().items()]

@@ -1,4 +1,4 @@
-"""A scalar transcription of REFERENCE.md §5.4, the test oracle for both NMS backends.
+"""A scalar transcription of docs/reference.md §5.4, the test oracle for both NMS backends.
 
 Written line by line from the specification (not from libs/ops): float32 scalars through NumPy,
 one candidate at a time, the literal swap-with-last deletion. Slow, so only for small inputs.

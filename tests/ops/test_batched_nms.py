@@ -1,4 +1,5 @@
-"""``batched_nms``, ``seg_voting`` and the backend switch (REFERENCE.md §5.3, §9 items 18-19).
+"""``batched_nms``, ``seg_voting`` and the backend switch (docs/reference.md §5.3,
+§9 items 18-19).
 
 Hand cases work out the expected detections from the specification; the random comparison runs
 the full function through both backends (``ext``).

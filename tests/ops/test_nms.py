@@ -1,4 +1,4 @@
-"""The 1-D NMS / Soft-NMS kernels of both backends (REFERENCE.md §5.4, STYLE.md §3.9).
+"""The 1-D NMS / Soft-NMS kernels of both backends (docs/reference.md §5.4, STYLE.md §3.9).
 
 Hand cases with known answers run on every backend; the PyTorch kernels are also checked
 against the scalar transcription of §5.4 in ``_nms_oracle.py``; the C++ and PyTorch kernels are

@@ -1,9 +1,9 @@
-"""``batched_nms`` reproduces the original's NMS output stored in shared/conformance.
+"""``batched_nms`` reproduces the original's NMS output stored in tests/assets/conformance.
 
 For both checkpoints ('init', 'perturbed') and the 3 eval videos, the stored ``pre_nms``
 candidates (feature-grid units) through ``batched_nms`` with the tiny config's test_cfg must
 give the stored ``nms`` detections: same count and labels, segments and scores within 1e-4.
-REFERENCE.md §5.3-§5.4; conformance/README.md (tiny_expected.pt).
+docs/reference.md §5.3-§5.4; conformance/README.md (tiny_expected.pt).
 """
 from __future__ import annotations
 

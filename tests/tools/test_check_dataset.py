@@ -2,7 +2,7 @@
 
 Oracles: a synthetic data set written by tools/make_synthetic_dataset.py (known layout, fps 30,
 feat_stride 4, num_frames 16), broken on purpose in one way per test; expected counts and
-lengths are computed here from the JSON and the arrays (seconds * fps / stride, REFERENCE
+lengths are computed here from the JSON and the arrays (seconds * fps / stride, docs/reference.md
 §2.5), not by the tool. configs/custom_template.yaml must load with load_config.
 """
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""tools/convert_ego4d_trainval.py on a hand-made Ego4D Moment-Queries input (REFERENCE §8.1).
+"""tools/convert_ego4d_trainval.py on a hand-made Ego4D Moment-Queries input
+(docs/reference.md §8.1).
 
 Every expected number below is worked out by hand from the input written here:
 
@@ -15,10 +16,17 @@ Every expected number below is worked out by hand from the input written here:
 * clip_b1 (val): 100 frames over 3 s = 33.33 fps; append 16 - 4 = 12 frames = 0.36 s ->
   duration 3.36; rows [0, 5); action [1.0, 2.5] s, frames [33, 83].
 * vid_c has no Omnivore file, vid_d no SlowFast file: both skipped with a message.
+
+The sample uses three real class names of the shipped label map (tools/ego4d_label_map.txt, the
+original's file): two of the seven quoted ones that contain commas, and a plain one. Their ids
+there (1, 4, 16) are read off the file by eye; a 3-line map given with ``--label-map`` renumbers
+them 0, 1, 2.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -30,8 +38,24 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
 import convert_ego4d_trainval as conv  # noqa: E402
+from tests._assets import shared_data_path  # noqa: E402
 
-LABEL_MAP = '000\tpour\n001\t"cut, slice"\n002\tstir\n'
+SWEEP = "clean_/_sweep_floor_with_broom"  # line 017 of the shipped map: id 16
+CUT = "cut_/_chop_/_slice_a_vegetable,_fruit,_or_meat"  # quoted there, id 1
+SAFETY = "put_on_safety_equipment_(e.g._gloves,_helmet,_safety_goggles)"  # quoted there, id 4
+SHIPPED_IDS = {SWEEP: 16, CUT: 1, SAFETY: 4}
+OVERRIDE_MAP = f'000\t{SWEEP}\n001\t"{CUT}"\n002\t{SAFETY}\n'
+OVERRIDE_IDS = {SWEEP: 0, CUT: 1, SAFETY: 2}
+# the seven quoted labels of the shipped map (ids 0-6), as the annotations spell them
+QUOTED = ["clean_/_repair_small_equipment_(mower,_trimmer_etc.)",
+          CUT,
+          "level_ground_/_soil_(eg._using_rake,_shovel,_etc)",
+          "make_the_bed_/_arrange_pillows,_sheets_etc._on_bed",
+          SAFETY,
+          "try-out_/_wear_accessories_(e.g._tie,_belt,_scarf)",
+          "try-out_/_wear_clothing_items_(e.g._shirt,_jeans,_sweater)"]
+# sha256 of the original's tools/ego4d_label_map.txt (110 lines, 4,203 bytes)
+SHIPPED_SHA256 = "c25f4f4036398f0786bc0bd40de3070ba03dbd7891420998673ff6827d5a55f4"
 
 
 def _label(label, t0, t1, f0, f1, primary=True):
@@ -53,17 +77,16 @@ def _feats(rows: int, dim: int, base: float) -> torch.Tensor:
 def ego4d_root(tmp_path) -> Path:
     root = tmp_path / "ego4d"
     (root / "annotations").mkdir(parents=True)
-    (root / "ego4d_label_map.txt").write_text(LABEL_MAP)
     train = {"videos": [
         {"video_uid": "vid_a", "split": "train", "clips": [
             _clip("clip_a1", 1.2, 8.2, 36, 246, [
-                {"labels": [_label("pour", 2.0, 4.0, 60, 120),
-                            _label("stir", 5.0, 5.2, 150, 156),
-                            _label("stir", 3.0, 6.0, 90, 180, primary=False)]},
-                {"labels": [_label("cut, slice", 6.0, 7.5, 180, 225)]}]),
+                {"labels": [_label(SWEEP, 2.0, 4.0, 60, 120),
+                            _label(SAFETY, 5.0, 5.2, 150, 156),
+                            _label(SAFETY, 3.0, 6.0, 90, 180, primary=False)]},
+                {"labels": [_label(CUT, 6.0, 7.5, 180, 225)]}]),
             _clip("clip_a2", -0.1, 2.0, -3, 60, []),
             _clip("clip_a3", 10.0, 20.0, 300, 350, [
-                {"labels": [_label("pour", 11.0, 12.0, 310, 320)]}]),
+                {"labels": [_label(SWEEP, 11.0, 12.0, 310, 320)]}]),
         ]},
         {"video_uid": "vid_c", "split": "train", "clips": [
             _clip("clip_c1", 0.0, 2.0, 0, 60, [])]},
@@ -71,7 +94,7 @@ def ego4d_root(tmp_path) -> Path:
     val = {"videos": [
         {"video_uid": "vid_b", "split": "val", "clips": [
             _clip("clip_b1", 0.0, 3.0, 0, 100, [
-                {"labels": [_label("stir", 1.0, 2.5, 33, 83)]}])]},
+                {"labels": [_label(SAFETY, 1.0, 2.5, 33, 83)]}])]},
         {"video_uid": "vid_d", "split": "val", "clips": [
             _clip("clip_d1", 0.0, 2.0, 0, 60, [])]},
     ]}
@@ -90,21 +113,27 @@ def ego4d_root(tmp_path) -> Path:
     return root
 
 
-def _run(root: Path, messages=None):
+def _run(root: Path, messages=None, label_map: str = conv.DEFAULT_LABEL_MAP):
     log = messages.append if messages is not None else (lambda msg: None)
-    return conv.convert_ego4d(str(root / "ego4d_label_map.txt"), str(root / "annotations"),
+    return conv.convert_ego4d(label_map, str(root / "annotations"),
                               str(root / "features"), str(root / "features"),
                               str(root / "annotations" / "ego4d.json"), log=log)
 
 
-EXPECTED_DATABASE = {
-    "clip_a1": {"subset": "training", "duration": 7.47, "fps": 30.0, "annotations": [
-        {"label": "pour", "segment": [0.93, 2.93], "segment(frames)": [28, 88], "label_id": 0},
-        {"label": "cut, slice", "segment": [4.93, 6.43], "segment(frames)": [148, 193],
-         "label_id": 1}]},
-    "clip_b1": {"subset": "validation", "duration": 3.36, "fps": 33.33, "annotations": [
-        {"label": "stir", "segment": [1.0, 2.5], "segment(frames)": [33, 83], "label_id": 2}]},
-}
+def _expected_database(ids):
+    return {
+        "clip_a1": {"subset": "training", "duration": 7.47, "fps": 30.0, "annotations": [
+            {"label": SWEEP, "segment": [0.93, 2.93], "segment(frames)": [28, 88],
+             "label_id": ids[SWEEP]},
+            {"label": CUT, "segment": [4.93, 6.43], "segment(frames)": [148, 193],
+             "label_id": ids[CUT]}]},
+        "clip_b1": {"subset": "validation", "duration": 3.36, "fps": 33.33, "annotations": [
+            {"label": SAFETY, "segment": [1.0, 2.5], "segment(frames)": [33, 83],
+             "label_id": ids[SAFETY]}]},
+    }
+
+
+EXPECTED_DATABASE = _expected_database(SHIPPED_IDS)
 
 
 def test_align_clip_hand_values():
@@ -157,23 +186,38 @@ def test_conversion_outputs(ego4d_root):
     assert "vid_d" in text and "slowfast8x8_r101_k400" in text and "vid_d.pt" in text
 
 
-def test_cli_defaults_follow_the_original_layout(ego4d_root):
+def test_cli_defaults_use_the_shipped_label_map(ego4d_root):
     script = str(ROOT / "tools" / "convert_ego4d_trainval.py")
-    # run from the data folder with no arguments, as the original
+    # run from the data folder with no arguments and no label map there, as a user would
     proc = subprocess.run([sys.executable, script], cwd=ego4d_root, capture_output=True,
                           text=True)
     assert proc.returncode == 0, proc.stderr
     written = json.loads((ego4d_root / "annotations" / "ego4d.json").read_text())
     assert written["database"] == EXPECTED_DATABASE
     assert "skipping video vid_c" in proc.stdout
-    # the label map can live elsewhere
+    assert f"label map: {ROOT / 'tools' / 'ego4d_label_map.txt'} (110 classes)" in proc.stdout
+
+
+def test_label_map_option_overrides(ego4d_root, capsys):
     other = ego4d_root.parent / "maps" / "labels.txt"
     other.parent.mkdir()
-    other.write_text("000\tpour\n001\tcut, slice\n002\tstir\n")  # unquoted works too
+    other.write_text(OVERRIDE_MAP)
     out_json = ego4d_root.parent / "out" / "ego4d.json"
     assert conv.main(["--root", str(ego4d_root), "--label-map", str(other),
                       "--out-json", str(out_json)]) == 0
+    assert json.loads(out_json.read_text())["database"] == _expected_database(OVERRIDE_IDS)
+    # a different map in the input folder (the original's place) is named and not used
+    (ego4d_root / "ego4d_label_map.txt").write_text(OVERRIDE_MAP)
+    capsys.readouterr()
+    assert conv.main(["--root", str(ego4d_root), "--out-json", str(out_json)]) == 0
     assert json.loads(out_json.read_text())["database"] == EXPECTED_DATABASE
+    local = ego4d_root / "ego4d_label_map.txt"
+    assert (f"note: {local} differs from the shipped label map and is ignored (pass "
+            f"--label-map {local} to use it)") in capsys.readouterr().out
+    # a byte-identical copy there (the original's layout) passes silently
+    local.write_bytes((ROOT / "tools" / "ego4d_label_map.txt").read_bytes())
+    assert conv.main(["--root", str(ego4d_root), "--out-json", str(out_json)]) == 0
+    assert "note:" not in capsys.readouterr().out
 
 
 def test_cli_input_and_output_folders(ego4d_root, tmp_path):
@@ -206,15 +250,37 @@ def test_label_map_parsing(tmp_path):
 
 
 def test_errors_name_the_problem(ego4d_root, capsys):
-    (ego4d_root / "ego4d_label_map.txt").write_text("000\tpour\n002\tstir\n")
-    with pytest.raises(ValueError, match=r"clip clip_a1: label 'cut, slice' is not in"):
-        _run(ego4d_root)
+    partial = ego4d_root / "partial_map.txt"
+    partial.write_text(f"000\t{SWEEP}\n002\t{SAFETY}\n")
+    with pytest.raises(ValueError, match=rf"clip clip_a1: label {re.escape(repr(CUT))} is not "):
+        _run(ego4d_root, label_map=str(partial))
     assert not (ego4d_root / "annotations" / "ego4d.json").exists()  # nothing half-written
-    (ego4d_root / "ego4d_label_map.txt").write_text(LABEL_MAP)
     torch.save(_feats(4, 4, 0.0), ego4d_root / "features" / "slowfast8x8_r101_k400" /
                "vid_b.pt")
     with pytest.raises(ValueError, match=r"vid_b, clip clip_b1: needs feature rows \[0, 5\)"):
         _run(ego4d_root)
-    (ego4d_root / "ego4d_label_map.txt").write_text("000\tpour\n1\n")
-    assert conv.main(["--root", str(ego4d_root)]) == 1
-    assert "ego4d_label_map.txt:2" in capsys.readouterr().err
+    partial.write_text(f"000\t{SWEEP}\n1\n")
+    assert conv.main(["--root", str(ego4d_root), "--label-map", str(partial)]) == 1
+    assert "partial_map.txt:2" in capsys.readouterr().err
+
+
+def test_shipped_label_map_is_the_originals_file():
+    data = (ROOT / "tools" / "ego4d_label_map.txt").read_bytes()
+    assert hashlib.sha256(data).hexdigest() == SHIPPED_SHA256
+    assert len(data) == 4203 and data.count(b"\n") == 110 and b"\r" not in data
+
+
+def test_shipped_label_map_equals_the_shared_copy():
+    original = shared_data_path("ego4d/ego4d_label_map.txt")  # skipped without ../shared
+    assert original.read_bytes() == (ROOT / "tools" / "ego4d_label_map.txt").read_bytes()
+
+
+def test_shipped_label_map_read_by_the_converter():
+    label_map = conv.read_label_map(conv.DEFAULT_LABEL_MAP)
+    assert len(label_map) == 110 and sorted(label_map.values()) == list(range(110))
+    # the seven labels with commas, quoted in the file, come back exactly, without quotes
+    assert {label: i for label, i in label_map.items() if "," in label} == \
+        {label: i for i, label in enumerate(QUOTED)}
+    assert not any('"' in label for label in label_map)
+    assert label_map[SWEEP] == 16 and label_map["write_notes_in_a_paper_/_book"] == 109
+    assert label_map["arrange_/_organize_clothes_in_closet/dresser"] == 7

@@ -1,4 +1,4 @@
-"""tools/run_all_exps.sh runs the REFERENCE §8.2 sequence (checked with a stand-in python).
+"""tools/run_all_exps.sh runs the docs/reference.md §8.2 sequence (checked with a stand-in python).
 
 The script is copied into a scratch "repository" whose .venv/bin/python only records its
 arguments; `sleep` is replaced through PATH so the test does not wait 4 x 5 s.

@@ -1,6 +1,6 @@
 """tools/visualize.py: input formats, per-class top-k selection, lanes, the matplotlib extra.
 
-Oracles: small hand-written results (eval_results.pkl dict of REFERENCE §7.8, and the infer
+Oracles: small hand-written results (eval_results.pkl dict of docs/reference.md §7.8, and the infer
 JSON list that tools/infer.py writes) whose expected grouping/selection is read off by hand.
 The drawing test runs only where matplotlib is installed (an optional extra).
 """
