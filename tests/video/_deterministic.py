@@ -1,33 +1,25 @@
 """Test helpers for the video backbones: reference files, deterministic weights and inputs.
 
-The rules are those of ../shared/spec/i3d/README.md and ../shared/spec/video_backbones/README.md
+The rules are those of tests/assets/spec/i3d/README.md and
+tests/assets/spec/video_backbones/README.md
 (the references were produced with them by the original I3D port and by torchvision).
 """
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests._assets import asset_path
+
 KeyList = List[Tuple[str, List[int], str]]
 
 
-def _ref(rel: str) -> Path:
-    """``tests/assets/spec/<rel>`` when it exists, else ``../shared/spec/<rel>``."""
-    local = REPO_ROOT / "tests" / "assets" / "spec" / rel
-    return local if local.exists() else REPO_ROOT.parent / "shared" / "spec" / rel
-
-
 def load_reference(rel: str) -> Dict:
-    """The reference file ``rel`` (weights_only), or a pytest skip when it is absent."""
-    import pytest
-    path = _ref(rel)
-    if not path.exists():
-        pytest.skip(f"reference {rel} not found (tests/assets/spec or ../shared/spec)")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """The shipped reference file ``tests/assets/spec/<rel>`` (weights_only); the test fails
+    when it is missing."""
+    return torch.load(asset_path(f"spec/{rel}"), map_location="cpu", weights_only=True)
 
 
 def _base(shape: Sequence[int], index: int) -> torch.Tensor:
