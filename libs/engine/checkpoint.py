@@ -34,6 +34,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from libs.utils.cli import UserError
+
 from .wrapping import unwrap_model
 
 __all__ = ["CHECKPOINT_KEYS", "PREFIX", "INTERRUPTED_NAME", "CheckpointError",
@@ -46,8 +48,9 @@ PREFIX = "module."
 INTERRUPTED_NAME = "interrupted.pth"
 
 
-class CheckpointError(ValueError):
-    """A checkpoint does not fit the model or lacks a required key."""
+class CheckpointError(ValueError, UserError):
+    """A checkpoint is empty, truncated, not a checkpoint, lacks a required key or does not
+    fit the model."""
 
 
 def checkpoint_name(epoch: int) -> str:

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from libs.utils import AverageMeter, comm, synchronize
+from libs.utils.cli import UserError
 
 from .checkpoint import restore_rng_state
 from .wrapping import unwrap_model
@@ -39,7 +40,7 @@ __all__ = ["NonFiniteLossError", "clip_grad_norm", "train_step", "log_step", "tr
            "install_num_pos_reducer", "EpochResult"]
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(FloatingPointError, UserError):
     """A training loss became NaN or infinite."""
 
 
