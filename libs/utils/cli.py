@@ -1,14 +1,18 @@
 """How every entry point (train.py, eval.py, tools/*.py) ends: expected user errors as one
-``error: ...`` message on stderr with exit code 1, everything else with its traceback.
+``error: ...`` message on stderr with exit code 1, a stop signal as ``interrupted: ...`` with
+128 + the signal number, everything else with its traceback.
 """
 from __future__ import annotations
 
 import errno
 import os
+import signal
 import sys
 from typing import Callable, List, Optional, Sequence
 
 from libs.core import ConfigError
+
+from .interrupt import Interrupted
 
 __all__ = ["UserError", "ERROR_EXIT_CODE", "DEBUG_ENV", "is_user_error", "debug_requested",
            "run_main"]
@@ -51,7 +55,9 @@ def _message(err: BaseException) -> str:
 
 
 def run_main(main: Callable[..., Optional[int]], argv: Optional[List[str]] = None) -> int:
-    """Runs ``main(argv)`` and turns expected errors into ``error: <message>`` + exit code 1.
+    """Runs ``main(argv)`` and turns expected errors into ``error: <message>`` + exit code 1,
+    and :class:`~libs.utils.interrupt.Interrupted` / ``KeyboardInterrupt`` into
+    ``interrupted: <why>`` + 128 + the signal number.
 
     ``--debug`` is removed from the arguments before ``main`` sees them; with it (or with
     ``ACTIONFORMER_DEBUG=1``) expected errors are re-raised with their traceback. Unexpected
@@ -62,6 +68,16 @@ def run_main(main: Callable[..., Optional[int]], argv: Optional[List[str]] = Non
     args = [a for a in args if a != DEBUG_FLAG]
     try:
         code = main(args)
+    except Interrupted as err:  # a stop signal before anything could be saved
+        if debug:
+            raise
+        print(f"interrupted: {err}", file=sys.stderr, flush=True)
+        return err.exit_code
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("interrupted: SIGINT (Ctrl-C)", file=sys.stderr, flush=True)
+        return 128 + signal.SIGINT
     except Exception as err:  # noqa: BLE001 - classified, re-raised when not expected
         if debug or not is_user_error(err):
             raise
