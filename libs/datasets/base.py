@@ -11,12 +11,16 @@ Items are identical to the original's for the same files and seeds. What is new 
 a missing file, a malformed JSON, an empty split, a label id outside ``num_classes``,
 features of the wrong width, stored transposed (C x T), with zero steps or non-finite values
 raise an error naming the file or video and what was expected (REFERENCE §9 items 23, 24).
+The annotation consistency rules (one label with two ids, end <= start, malformed entries:
+refused; segments before 0 s or past the duration: one warning per rule) are the shared ones
+of validation.py, applied before anything is built; feature files are read with
+``allow_pickle=False`` and an unreadable one is a :class:`DatasetError` naming it.
 
 Decisions that keep the original's numbers:
 
-* segments that extend past a video's duration (real THUMOS14 has some, e.g.
-  video_test_0000270) are NOT clipped: the original keeps them, and clipping would change the
-  training targets and the mAP; one warning per data set names the videos;
+* segments that extend past (or start after) a video's duration (real THUMOS14 has some,
+  e.g. video_test_0000270) are NOT clipped: the original keeps them, and clipping would change
+  the training targets and the mAP; one warning per rule names the videos and segments;
 * videos without feature files are skipped where the original skips them (thumos, ego4d), with
   one summary warning; anet / epic, whose original crashes later, refuse to build instead;
 * a video without an ``annotations`` key is treated as having none (the original raises a
@@ -50,7 +54,9 @@ def read_annotation_json(json_file: str) -> Dict[str, Any]:
             data = json.load(f)
         except json.JSONDecodeError as err:
             raise DatasetError(f"{json_file}: malformed JSON at line {err.lineno}, column "
-                             f"{err.colno}: {err.msg}") from None
+                               f"{err.colno}: {err.msg}") from None
+        except UnicodeDecodeError as err:
+            raise DatasetError(f"{json_file}: not a UTF-8 text (JSON) file: {err}") from None
     if not isinstance(data, dict) or not isinstance(data.get("database"), dict):
         raise DatasetError(f"{json_file}: expected an object with a 'database' mapping of "
                          "video id -> {subset, duration, fps, annotations}")
