@@ -8,6 +8,7 @@ import errno
 import os
 import signal
 import sys
+import warnings
 from typing import Callable, List, Optional, Sequence
 
 from libs.core import ConfigError
@@ -47,6 +48,10 @@ def debug_requested(argv: Sequence[str]) -> bool:
     return DEBUG_FLAG in argv or env in ("1", "true", "yes", "on")
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"
+
+
 def _message(err: BaseException) -> str:
     text = str(err).strip()
     if isinstance(err, KeyError) and len(err.args) == 1:
@@ -66,6 +71,8 @@ def run_main(main: Callable[..., Optional[int]], argv: Optional[List[str]] = Non
     args = list(sys.argv[1:] if argv is None else argv)
     debug = debug_requested(args)
     args = [a for a in args if a != DEBUG_FLAG]
+    if not debug:  # warnings as one line too (with --debug: Python's file:line form)
+        warnings.formatwarning = _one_line_warning
     try:
         code = main(args)
     except Interrupted as err:  # a stop signal before anything could be saved
