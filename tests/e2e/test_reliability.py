@@ -241,3 +241,18 @@ def test_double_ctrl_c_is_never_ignored(tmp_path, long_cfg, repo_root, e2e_ready
         assert ("interrupted: a second SIGINT stopped training at once: nothing saved"
                 in out)
     assert "Traceback" not in out
+
+
+def test_kill_9_keeps_the_last_checkpoint_resumable(tmp_path, long_cfg, repo_root,
+                                                    e2e_ready):
+    proc = _start(repo_root, long_cfg, "k9", "-c", "1")
+    seen: list = []
+    _wait_for(proc, "[Train]: Epoch 1 started", seen)  # epoch_001.pth.tar is complete
+    proc.kill()
+    _finish(proc, seen)
+    folder = tmp_path / "ckpt" / f"{long_cfg.stem}_k9"
+    assert torch.load(folder / "epoch_001.pth.tar", weights_only=True)["epoch"] == 1
+    stop_cfg = _edit(long_cfg, opt={"early_stop_epochs": 2})
+    proc2 = run_script(repo_root, "train.py", str(stop_cfg), "--output", "k9b", "--resume",
+                       str(folder / "epoch_001.pth.tar"))
+    assert "All done!" in proc2.stdout

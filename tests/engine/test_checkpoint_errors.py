@@ -3,6 +3,7 @@
 nothing in them runs."""
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 
@@ -109,3 +110,18 @@ def test_resume_with_a_foreign_optimizer_state(tmp_path):
         ck.resume_from(str(bad), net, ModelEma(net), opt, sched)
     # the good file still resumes
     assert ck.resume_from(good, net, ModelEma(net), opt, sched).epoch == 1
+
+
+def test_disk_full_keeps_the_previous_file_and_is_a_user_error(tmp_path, monkeypatch):
+    net = _Net()
+    good, opt, sched = _good(tmp_path, net)
+    before = open(good, "rb").read()
+
+    def full_disk(obj, f):
+        f.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(OSError) as err:
+        ck.save_checkpoint(str(tmp_path), 1, net, ModelEma(net), opt, sched)
+    assert is_user_error(err.value)  # printed as "error: [Errno 28] No space left on device"
+    assert open(good, "rb").read() == before and not os.path.exists(f"{good}.tmp")
