@@ -10,11 +10,14 @@ what would silently hurt it (warnings):
 * config: ``load_config`` validation (unknown keys, ``max_seq_len`` not divisible by
   stride x window, §3.10);
 * annotations: subsets vs ``train_split`` / ``val_split``; missing ``fps`` when
-  ``default_fps`` is None; ``label_id`` outside ``[0, num_classes)``; one label with two ids or
-  one id with two labels; the class count vs ``num_classes`` (thumos/ego4d: equal, epic: at
-  most, anet: 1 or equal); segments starting before 0 s, ending after the duration or not
-  longer than zero;
-* features: missing and extra files; width vs ``input_dim``; (C, T) files stored transposed;
+  ``default_fps`` is None; ``label_id`` outside ``[0, num_classes)``; the class count vs
+  ``num_classes`` (thumos/ego4d: equal, epic: at most, anet: 1 or equal); and the data sets'
+  own consistency rules (``libs/datasets/validation.py``, the loaders refuse / warn the same):
+  malformed annotations, one label with two ids or one id with two labels, segments not
+  longer than zero (errors), starting before 0 s, starting or ending after the duration
+  (warnings);
+* features: missing and extra files; files that cannot be read as numeric arrays (pickled
+  objects are never unpickled); width vs ``input_dim``; (C, T) files stored transposed;
   zero length; NaN/inf (a sample of videos, all with ``--full-scan``); the length T vs the
   ``duration * fps / feat_stride`` the annotations imply (a wrong ``feat_stride`` shows as
   every video off by the same ratio);
