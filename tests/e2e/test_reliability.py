@@ -178,19 +178,27 @@ def _interrupted(tmp_path: Path, cfg: Path, output: str) -> Path:
 
 @pytest.mark.parametrize("signum, ignore_sigint", [(signal.SIGTERM, False),
                                                    (signal.SIGINT, True)])
-def test_signal_during_startup_exits_saying_nothing_to_save(tmp_path, long_cfg, repo_root,
-                                                            signum, ignore_sigint, e2e_ready):
+def test_signal_during_startup_is_never_ignored(tmp_path, long_cfg, repo_root, signum,
+                                                ignore_sigint, e2e_ready):
+    # SIGINT inherited as ignored (a background job of a non-interactive shell) is how a
+    # double Ctrl-C once let the run go on to the end with exit 0
     proc = _start(repo_root, long_cfg, "early", ignore_sigint=ignore_sigint)
     seen: list = []
     _wait_for(proc, "'dataset_name'", seen)  # the config is printed: data and model follow
     proc.send_signal(signum)
     out = _finish(proc, seen)
     assert proc.returncode == 128 + signum, out[-3000:]
-    name = signal.Signals(signum).name
-    assert (f"interrupted: received {name} before the first training step: nothing to save"
-            in out)
-    assert "Traceback" not in out and "[Train]" not in out
-    assert not _interrupted(tmp_path, long_cfg, "early").exists()
+    assert "Traceback" not in out and "All done!" not in out
+    # the tiny data load in milliseconds: the signal may land before or after the first
+    # step (tests/utils/test_interrupt.py pins the start-up phase itself); both outcomes
+    # are the documented ones
+    path = _interrupted(tmp_path, long_cfg, "early")
+    if path.exists():
+        assert f"=> interrupted: saved '{path}'" in out
+    else:
+        name = signal.Signals(signum).name
+        assert (f"interrupted: received {name} before the first training step: nothing to "
+                "save") in out and "[Train]: Epoch 0 finished" not in out
 
 
 @pytest.mark.parametrize("needle, extra", [
