@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import warnings
 import zipfile
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -37,6 +38,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+from libs.utils.safe_pickle import load_error_reason
 
 from .data_utils import truncate_feats
 from .types import VideoItem, VideoRecord
@@ -276,10 +279,12 @@ class FeatureDataset(Dataset):
                                     f"{path}") from None
         except DatasetError:
             raise
-        except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as err:
-            # e.g. an .npy holding pickled objects (never unpickled), a truncated file
+        except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile,
+                pickle.UnpicklingError, RuntimeError) as err:
+            # e.g. an .npy holding pickled objects (never unpickled), a truncated file, a .pt
+            # file refused by torch.load(weights_only=True)
             raise DatasetError(f"feature file of video '{video_id}' ({path}) cannot be read "
-                               f"as a numeric array: {err}") from None
+                               f"as a numeric array: {load_error_reason(err)}") from None
         feats = np.asarray(feats, dtype=np.float32)
         self._check_features(video_id, path, feats)
         return feats

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from libs.utils.cli import UserError
+from libs.utils.safe_pickle import load_error_reason
 
 from .wrapping import unwrap_model
 
@@ -88,19 +89,6 @@ def atomic_save(obj: Any, path: str) -> None:
         raise
 
 
-# boilerplate lines of torch.load's messages (the reason is on another line)
-_TORCH_BOILERPLATE = ("Weights only load failed", "Please file an issue", "Check the documentation")
-
-
-def _reason(err: BaseException) -> str:
-    """The informative first sentence of a ``torch.load`` error, with its type."""
-    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-    lines = [ln for ln in lines if not ln.startswith(_TORCH_BOILERPLATE)] or lines
-    text = lines[0].split(". ")[0].rstrip(".") if lines else ""
-    text = text.replace("WeightsUnpickler error: ", "")
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
-
-
 def load_checkpoint(path: str) -> Dict[str, Any]:
     """Reads a checkpoint onto the CPU with ``weights_only=True``.
 
@@ -120,12 +108,12 @@ def load_checkpoint(path: str) -> Dict[str, Any]:
         if "GLOBAL" in str(err):
             raise CheckpointError(
                 f"'{path}' holds objects other than tensors and plain containers; refused "
-                f"without running them (weights_only=True): {_reason(err)}") from None
-        raise CheckpointError(f"'{path}' is not a checkpoint, or is corrupt ({_reason(err)})"
+                f"without running them (weights_only=True): {load_error_reason(err)}") from None
+        raise CheckpointError(f"'{path}' is not a checkpoint, or is corrupt ({load_error_reason(err)})"
                               ) from None
     except Exception as err:  # noqa: BLE001 - torch raises many types for damaged files
         raise CheckpointError(f"'{path}' cannot be read: truncated, corrupt or not a "
-                              f"checkpoint ({_reason(err)})") from None
+                              f"checkpoint ({load_error_reason(err)})") from None
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"'{path}' is not a checkpoint: it holds a "
                               f"{type(ckpt).__name__}, expected a dict with keys "

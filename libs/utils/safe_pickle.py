@@ -10,7 +10,7 @@ from typing import Any, FrozenSet, Tuple
 
 from .cli import UserError
 
-__all__ = ["UnsafePickleError", "ALLOWED_GLOBALS", "safe_load"]
+__all__ = ["UnsafePickleError", "ALLOWED_GLOBALS", "safe_load", "load_error_reason"]
 
 # (module, name) pairs a results / score pickle may reference. Containers, numbers, strings
 # and bytes need no global at all; these are what NumPy arrays, dtypes and scalars, ordered
@@ -74,3 +74,17 @@ def safe_load(path: str) -> Any:
                 KeyError, AttributeError, ImportError) as err:
             raise UnsafePickleError(f"{path}: not a readable pickle (truncated or corrupt: "
                                     f"{type(err).__name__}: {err})") from None
+
+
+# boilerplate lines of torch.load's messages (the reason is on another line)
+_TORCH_BOILERPLATE = ("Weights only load failed", "Please file an issue", "Check the documentation")
+
+
+def load_error_reason(err: BaseException) -> str:
+    """One line for a failed ``torch.load`` / ``np.load``: the informative first sentence of
+    the message (torch's advice to retry with ``weights_only=False`` left out), with its type."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    lines = [ln for ln in lines if not ln.startswith(_TORCH_BOILERPLATE)] or lines
+    text = lines[0].split(". ")[0].rstrip(".") if lines else ""
+    text = text.replace("WeightsUnpickler error: ", "")
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__

@@ -4,12 +4,14 @@ tools/check_dataset.py reports the same findings; hostile feature files are neve
 """
 from __future__ import annotations
 
+import os
 import pickle
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from libs.datasets import make_dataset
@@ -115,7 +117,26 @@ def test_npy_with_pickled_objects_names_the_file_and_runs_nothing(simple):
         ds[0]
     assert str(err.value).startswith(
         f"feature file of video 'v1' ({simple / 'feats' / 'v1.npy'}) cannot be read as a "
-        "numeric array: Object arrays cannot be loaded when allow_pickle=False")
+        "numeric array: ValueError: Object arrays cannot be loaded when allow_pickle=False")
+    assert not marker.exists()
+
+
+def test_ego4d_pt_with_code_names_the_file_and_runs_nothing(tmp_path):
+    (tmp_path / "f1").mkdir()
+    write_json(tmp_path / "ann.json", {"c1": video(subset="training",
+                                                   acts=((1.0, 2.0, "a", 0),))})
+    marker = tmp_path / "marker"
+
+    class RunsSystem:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+    torch.save({"feats": RunsSystem()}, tmp_path / "f1" / "c1.pt")
+    ds = make_dataset("ego4d", False, ["training"], **ds_kwargs(
+        tmp_path, feat_folder=[str(tmp_path / "f1")], file_ext=".pt", input_dim=3,
+        num_classes=1, default_fps=30))
+    with pytest.raises(DatasetError, match=r"feature file of video 'c1' \(.*c1.pt\) cannot be "
+                                           r"read as a numeric array: .*posix.system"):
+        ds[0]
     assert not marker.exists()
 
 
