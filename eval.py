@@ -6,7 +6,9 @@ the EMA weights are evaluated; ``--saveonly`` writes ``eval_results.pkl`` beside
 checkpoint instead of computing the mAP. New: ``--device``, ``--num-workers``, ``--eval-mode``
 (the official ActivityNet / EPIC / Ego4D metric definitions, docs/metrics.md); the checkpoint
 is read with ``weights_only=True`` onto the CPU; under ``torchrun`` every process infers a shard
-of the videos and rank 0 evaluates the gathered results (same mAP as one process).
+of the videos and rank 0 evaluates the gathered results (same mAP as one process); a damaged
+checkpoint, a bad config or bad data end with one ``error: ...`` line (``--debug`` shows the
+traceback).
 """
 from __future__ import annotations
 
@@ -19,12 +21,13 @@ from typing import List, Optional
 
 from torch.utils.data import Subset
 
-from libs.core import load_config
+from libs.core import ConfigError, load_config
 from libs.datasets import make_data_loader, make_dataset
 from libs.engine import find_checkpoint, load_checkpoint, load_model_weights, valid_one_epoch
 from libs.engine.eval_loop import shard_indices
 from libs.modeling import make_meta_arch
 from libs.utils import comm, fix_random_seed, resolve_device
+from libs.utils.cli import run_main
 
 DESCRIPTION = "Train a point-based transformer for action localization"
 
@@ -55,16 +58,19 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--bf16", action="store_true",
                         help="run the network under bfloat16 autocast (faster on CPUs with "
                              "bf16 support; changes the numbers slightly: docs/performance.md)")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of expected errors (also: "
+                             "ACTIONFORMER_DEBUG=1)")
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     if not os.path.isfile(args.config):
-        raise ValueError("Config file does not exist.")
+        raise ConfigError(f"Config file does not exist: {args.config}")
     cfg = load_config(args.config)
     if len(cfg["val_split"]) == 0:
-        raise ValueError(f"{args.config}: val_split is empty; there is nothing to evaluate")
+        raise ConfigError(f"{args.config}: val_split is empty; there is nothing to evaluate")
     ckpt_file = find_checkpoint(args.ckpt, args.epoch)
     device = resolve_device(args.device, cfg["devices"])
     comm.init_distributed(device)
@@ -123,4 +129,4 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -4,7 +4,9 @@ The command line, folder naming, printed messages, checkpoint files and TensorBo
 the original's (REFERENCE.md §7.1). New: ``--device`` (beats the config's ``devices``; a CUDA
 request without a GPU falls back to the CPU), ``--num-workers``, ``config.yaml`` beside
 ``config.txt``, a missing ``--resume`` file is an error, a non-finite loss stops training with
-an error, SIGINT / SIGTERM save ``interrupted.pth`` (resumable) before exiting, checkpoints
+an error naming the step and its videos, SIGINT / SIGTERM at any moment either save
+``interrupted.pth`` (resumable) or exit saying why not (docs/reliability.md), expected errors
+print as one ``error: ...`` line (``--debug`` shows the traceback), checkpoints
 carry the optional ``loss_normalizer`` / ``rng_state`` keys that make a resume exact, and
 ``torchrun --nproc_per_node=N train.py ...`` trains with DistributedDataParallel
 (docs/distributed.md): ``loader.batch_size`` is per process and the learning rate is
@@ -21,17 +23,31 @@ import time
 from pprint import pprint
 from typing import List, Optional
 
-import torch
-from torch.nn.parallel import DistributedDataParallel
 
-from libs.core import load_config, save_config
-from libs.datasets import make_data_loader, make_dataset
-from libs.engine import (ModelEma, make_optimizer, make_scheduler, resume_from,
+def _stop_during_imports(signum, frame):
+    # until main() installs the real handler (also over an inherited SIG_IGN)
+    print(f"interrupted: received {signal.Signals(signum).name} before the first training "
+          "step: nothing to save", file=sys.stderr, flush=True)
+    raise SystemExit(128 + signum)
+
+
+if __name__ == "__main__":
+    for _sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(_sig, _stop_during_imports)
+
+import torch  # noqa: E402  (the imports below take seconds: signals are handled meanwhile)
+from torch.nn.parallel import DistributedDataParallel  # noqa: E402
+
+from libs.core import ConfigError, load_config, save_config  # noqa: E402
+from libs.datasets import make_data_loader, make_dataset  # noqa: E402
+from libs.engine import (ModelEma, make_optimizer, make_scheduler, resume_from,  # noqa: E402
                          save_checkpoint, train_one_epoch)
-from libs.engine.checkpoint import INTERRUPTED_NAME, capture_rng_state
-from libs.engine.train_loop import install_num_pos_reducer
-from libs.modeling import make_meta_arch
-from libs.utils import comm, fix_random_seed, resolve_device
+from libs.engine.checkpoint import INTERRUPTED_NAME, capture_rng_state  # noqa: E402
+from libs.engine.train_loop import install_num_pos_reducer  # noqa: E402
+from libs.modeling import make_meta_arch  # noqa: E402
+from libs.utils import comm, fix_random_seed, resolve_device  # noqa: E402
+from libs.utils.cli import run_main  # noqa: E402
+from libs.utils.interrupt import FINISHED, SAVING, TRAINING, StopRequest  # noqa: E402
 
 DESCRIPTION = "Train a point-based transformer for action localization"
 
@@ -52,29 +68,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                              "CPU when no GPU is available)")
     parser.add_argument("--num-workers", default=None, type=int,
                         help="data loading workers per process (default: loader.num_workers)")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of expected errors (also: "
+                             "ACTIONFORMER_DEBUG=1)")
     return parser.parse_args(argv)
-
-
-class StopRequest:
-    """Remembers the first SIGINT / SIGTERM; training stops at the next iteration."""
-
-    def __init__(self) -> None:
-        self.signum: Optional[int] = None
-
-    def install(self) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, self._handle)
-
-    def _handle(self, signum, frame) -> None:
-        if self.signum is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C stops at once
-        self.signum = signum
-        if comm.is_main_process():
-            print(f"\n=> received {signal.Signals(signum).name}: saving a checkpoint after "
-                  "this iteration", flush=True)
-
-    def __call__(self) -> bool:
-        return self.signum is not None
 
 
 def experiment_folder(cfg: dict, config_path: str, output: str) -> str:
@@ -98,23 +95,23 @@ def build_train_loader(dataset, generator: torch.Generator, batch_size: int,
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    # first of all: a signal at any later moment is handled (libs/utils/interrupt.py)
+    stop = StopRequest()
+    stop.install()
     if not os.path.isfile(args.config):
-        raise ValueError("Config file does not exist.")
+        raise ConfigError(f"Config file does not exist: {args.config}")
     cfg = load_config(args.config)
     device = resolve_device(args.device, cfg["devices"])
     comm.init_distributed(device)
     main_proc = comm.is_main_process()
+    stop.announce = main_proc
     world = comm.get_world_size()
     if main_proc:
         pprint(cfg)
 
-    # experiment folder and TensorBoard (rank 0 writes)
+    # the experiment folder's name; the folder is created once everything loaded (a failed
+    # start, e.g. a bad --resume file, leaves no folder behind)
     ckpt_folder = experiment_folder(cfg, args.config, args.output)
-    tb_writer = None
-    if main_proc:
-        os.makedirs(ckpt_folder, exist_ok=True)
-        from torch.utils.tensorboard import SummaryWriter
-        tb_writer = SummaryWriter(os.path.join(ckpt_folder, "logs"))
 
     rng_generator = fix_random_seed(cfg["init_rand_seed"], include_cuda=True)
 
@@ -156,15 +153,18 @@ def main(argv: Optional[List[str]] = None) -> int:
             if info.iteration:
                 print(f"=> resuming epoch {info.epoch} at iteration {info.iteration}")
 
-    if main_proc:
+    tb_writer = None
+    if main_proc:  # experiment folder and TensorBoard (rank 0 writes)
+        os.makedirs(ckpt_folder, exist_ok=True)
+        from torch.utils.tensorboard import SummaryWriter
+        tb_writer = SummaryWriter(os.path.join(ckpt_folder, "logs"))
         with open(os.path.join(ckpt_folder, "config.txt"), "w") as fid:
             pprint(cfg, stream=fid)
             fid.flush()
         save_config(cfg, os.path.join(ckpt_folder, "config.yaml"))
         print(f"\nStart training model {cfg['model_name']} ...")
 
-    stop = StopRequest()
-    stop.install()
+    stop.set_phase(TRAINING)
     net = model.module if isinstance(model, DistributedDataParallel) else model
     max_epochs = cfg["opt"].get("early_stop_epochs",
                                 cfg["opt"]["epochs"] + cfg["opt"]["warmup_epochs"])
@@ -190,13 +190,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         if (epoch + 1) == max_epochs or (args.ckpt_freq > 0
                                          and (epoch + 1) % args.ckpt_freq == 0):
             if main_proc:
-                save_checkpoint(ckpt_folder, epoch + 1, model, model_ema, optimizer,
-                                scheduler, extra=extra)
+                with stop.saving():  # a signal now waits for the write
+                    save_checkpoint(ckpt_folder, epoch + 1, model, model_ema, optimizer,
+                                    scheduler, extra=extra)
         if stop():
             return _save_interrupted(ckpt_folder, epoch + 1, model, model_ema, optimizer,
                                      scheduler, extra, stop, tb_writer)
         comm.barrier()
 
+    stop.set_phase(FINISHED)
     if tb_writer is not None:
         tb_writer.close()
     if main_proc:
@@ -207,6 +209,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def _save_interrupted(folder, epoch, model, model_ema, optimizer, scheduler, extra, stop,
                       tb_writer) -> int:
+    stop.set_phase(SAVING)  # further signals wait until the file is written
     if comm.is_main_process():
         path = save_checkpoint(folder, epoch, model, model_ema, optimizer, scheduler,
                                extra=extra, file_name=INTERRUPTED_NAME)
@@ -219,4 +222,4 @@ def _save_interrupted(folder, epoch, model, model_ema, optimizer, scheduler, ext
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

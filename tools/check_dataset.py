@@ -10,11 +10,14 @@ the config's dataset class would, and reports what would crash training or evalu
 * config: ``load_config`` validation (unknown keys, ``max_seq_len`` not divisible by
   stride x window, §3.10);
 * annotations: subsets vs ``train_split`` / ``val_split``; missing ``fps`` when
-  ``default_fps`` is None; ``label_id`` outside ``[0, num_classes)``; one label with two ids or
-  one id with two labels; the class count vs ``num_classes`` (thumos/ego4d: equal, epic: at
-  most, anet: 1 or equal); segments starting before 0 s, ending after the duration or not
-  longer than zero;
-* features: missing and extra files; width vs ``input_dim``; (C, T) files stored transposed;
+  ``default_fps`` is None; ``label_id`` outside ``[0, num_classes)``; the class count vs
+  ``num_classes`` (thumos/ego4d: equal, epic: at most, anet: 1 or equal); and the data sets'
+  own consistency rules (``libs/datasets/validation.py``, the loaders refuse / warn the same):
+  malformed annotations, one label with two ids or one id with two labels, segments not
+  longer than zero (errors), starting before 0 s, starting or ending after the duration
+  (warnings);
+* features: missing and extra files; files that cannot be read as numeric arrays (pickled
+  objects are never unpickled); width vs ``input_dim``; (C, T) files stored transposed;
   zero length; NaN/inf (a sample of videos, all with ``--full-scan``); the length T vs the
   ``duration * fps / feat_stride`` the annotations imply (a wrong ``feat_stride`` shows as
   every video off by the same ratio);
@@ -48,6 +51,9 @@ if ROOT not in sys.path:
 
 from libs.core import ConfigError, load_config, max_div_factor  # noqa: E402
 from libs.datasets import read_annotation_json  # noqa: E402
+from libs.datasets.validation import validate_database  # noqa: E402
+from libs.utils.annotations import remove_duplicate_annotations  # noqa: E402
+from libs.utils.cli import run_main  # noqa: E402
 from libs.video.manifest import check_folder_manifest  # noqa: E402
 
 __all__ = ["Report", "check_dataset", "main"]
@@ -173,6 +179,18 @@ class _Features:
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
 
 
+# what a corrupt, truncated or object-holding feature file raises (allow_pickle stays False)
+_READ_ERRORS = (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, RuntimeError)
+
+
+def _finite(feats: "_Features", video_id: str) -> bool:
+    """Whether every value is finite; an unreadable file counts as not finite."""
+    try:
+        return bool(np.isfinite(feats.load(video_id)).all())
+    except _READ_ERRORS:
+        return False
+
+
 def _file_shape(path: str) -> Tuple[int, ...]:
     if path.endswith(".npz"):
         # read the header of the 'feats' member only, not the (maybe compressed) data
@@ -183,17 +201,17 @@ def _file_shape(path: str) -> Tuple[int, ...]:
             return tuple(header[0])
     if path.endswith(".pt"):
         return tuple(_file_array(path).shape)
-    return tuple(np.load(path, mmap_mode="r").shape)
+    return tuple(np.load(path, mmap_mode="r", allow_pickle=False).shape)
 
 
 def _file_array(path: str) -> np.ndarray:
     if path.endswith(".npz"):
-        with np.load(path) as data:
+        with np.load(path, allow_pickle=False) as data:
             return np.asarray(data["feats"])
     if path.endswith(".pt"):
         import torch  # ego4d may store torch tensors
         return torch.load(path, map_location="cpu", weights_only=True).numpy()
-    return np.load(path)
+    return np.load(path, allow_pickle=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,32 +262,25 @@ def _check_annotations(rep: Report, cfg: Dict[str, Any], database: Dict[str, Any
         if s not in lowered and s not in list(cfg["train_split"]) + list(cfg["val_split"]):
             rep.error(sec, f"split '{s}' (--split) matches no video")
 
+    # the data sets' own rules (libs/datasets/validation.py): what they refuse is an error
+    # here, what they warn about a warning
+    dedup = remove_duplicate_annotations if name == "anet" else None
+    for finding in validate_database(
+            database, splits, (lambda v: dedup(v.get("annotations") or [])) if dedup else None):
+        (rep.error if finding.severity == "error" else rep.warn)(sec, finding.message(SHOW))
+
     # label dictionary over all videos of all subsets, as the datasets build it
     ids_of: Dict[str, set] = defaultdict(set)
     labels_of: Dict[Any, set] = defaultdict(set)
-    bad_keys: List[str] = []
     no_ann = [vid for vid, video in database.items() if "annotations" not in video]
     if no_ann and name != "ego4d":
         rep.warn(sec, f"{len(no_ann)} video(s) have no 'annotations' key (the original "
                  f"'{name}' loader needs it; use [] for no actions): {_first(no_ann)}")
     for vid, video in database.items():
         for act in video.get("annotations") or []:
-            if not isinstance(act, dict) or not {"label", "label_id", "segment"} <= set(act):
-                bad_keys.append(f"{vid} (an annotation lacks label / label_id / segment)")
-                break
-            ids_of[act["label"]].add(act["label_id"])
-            labels_of[act["label_id"]].add(act["label"])
-    if bad_keys:
-        rep.error(sec, f"{len(bad_keys)} video(s) with malformed annotations: "
-                  f"{_first(bad_keys)}")
-    two_ids = {k: v for k, v in ids_of.items() if len(v) > 1}
-    two_labels = {k: v for k, v in labels_of.items() if len(v) > 1}
-    if two_ids:
-        rep.error(sec, f"{len(two_ids)} label(s) with more than one label_id: " + _first(
-            [f"'{k}' -> {sorted(v, key=str)}" for k, v in two_ids.items()]))
-    if two_labels:
-        rep.error(sec, f"{len(two_labels)} label_id(s) shared by several labels: " + _first(
-            [f"{k} -> {sorted(v)}" for k, v in two_labels.items()]))
+            if isinstance(act, dict) and {"label", "label_id", "segment"} <= set(act):
+                ids_of[str(act["label"])].add(act["label_id"])
+                labels_of[act["label_id"]].add(str(act["label"]))
     class_agnostic = name == "anet" and num_classes == 1
     bad_ids = sorted((i for i in labels_of
                       if not (isinstance(i, int) and not isinstance(i, bool)
@@ -290,7 +301,7 @@ def _check_annotations(rep: Report, cfg: Dict[str, Any], database: Dict[str, Any
 
     # per video of the checked splits
     videos: Dict[str, Dict[str, Any]] = {}
-    no_fps, no_dur, before0, after_end, empty_seg, bad_seg = [], [], [], [], [], []
+    no_fps, no_dur = [], []
     for vid, video in database.items():
         subset = str(video.get("subset", "")).lower()
         if subset not in splits:
@@ -304,18 +315,9 @@ def _check_annotations(rep: Report, cfg: Dict[str, Any], database: Dict[str, Any
         segs = []
         for act in video.get("annotations") or []:
             seg = act.get("segment") if isinstance(act, dict) else None
-            if (not isinstance(seg, (list, tuple)) or len(seg) != 2
-                    or not all(isinstance(x, (int, float)) for x in seg)):
-                bad_seg.append(vid)
-                continue
-            start, end = float(seg[0]), float(seg[1])
-            if start < 0:
-                before0.append(vid)
-            if duration is not None and end > duration:
-                after_end.append(vid)
-            if end <= start:
-                empty_seg.append(vid)
-            segs.append((start, end))
+            if (isinstance(seg, (list, tuple)) and len(seg) == 2
+                    and all(isinstance(x, (int, float)) for x in seg)):
+                segs.append((float(seg[0]), float(seg[1])))  # rules: validate_database
         videos[vid] = {"subset": subset, "fps": fps, "duration": duration, "segments": segs}
     if no_fps:
         rep.error(sec, f"{len(no_fps)} video(s) have no 'fps' and dataset.default_fps is not "
@@ -327,18 +329,6 @@ def _check_annotations(rep: Report, cfg: Dict[str, Any], database: Dict[str, Any
         else:
             rep.info(sec, f"{len(no_dur)} video(s) have no 'duration': the segment-end and "
                      f"feature-length checks skip them ({_first(no_dur)})")
-    if bad_seg:
-        rep.error(sec, f"{len(set(bad_seg))} video(s) have a segment that is not [start, end] "
-                  f"in seconds: {_first(sorted(set(bad_seg)))}")
-    if empty_seg:
-        rep.error(sec, f"{len(empty_seg)} segment(s) with end <= start (never a positive, "
-                  f"zero-length in the crop ratio) in {_first(sorted(set(empty_seg)))}")
-    if before0:
-        rep.warn(sec, f"{len(before0)} segment(s) start before 0 s in "
-                 f"{_first(sorted(set(before0)))}")
-    if after_end:
-        rep.warn(sec, f"{len(after_end)} segment(s) end after the video's duration in "
-                 f"{_first(sorted(set(after_end)))} (kept unchanged, as the original does)")
     per_split = Counter(v["subset"] for v in videos.values())
     acts = Counter()
     for v in videos.values():
@@ -401,11 +391,15 @@ def _check_features(rep: Report, cfg: Dict[str, Any], database: Dict[str, Any],
                      f"{_first(extra)} (check file_prefix / file_ext or the video ids)")
 
         # shapes
-        transposed, wrong_dim, not_2d, zero, unequal = [], [], [], [], []
+        transposed, wrong_dim, not_2d, zero, unequal, unreadable = [], [], [], [], [], []
         for vid in videos:
             if vid in missing_set:
                 continue
-            shapes = feats.shapes(vid)
+            try:
+                shapes = feats.shapes(vid)
+            except _READ_ERRORS as err:  # e.g. pickled objects in an .npy: never unpickled
+                unreadable.append(f"{vid} ({feats.paths(vid)[0]}: {err})")
+                continue
             if any(len(s) != 2 for s in shapes):
                 not_2d.append(f"{vid} {shapes}")
                 continue
@@ -423,6 +417,9 @@ def _check_features(rep: Report, cfg: Dict[str, Any], database: Dict[str, Any],
                     wrong_dim.append(f"{vid} {tuple(shapes[0]) if len(shapes) == 1 else shapes}")
                 continue
             lengths[vid] = num_steps
+        if unreadable:
+            rep.error(sec, f"{len(unreadable)} video(s) have feature files that cannot be "
+                      f"read as numeric arrays: {_first(unreadable)}")
         if not_2d:
             rep.error(sec, f"{len(not_2d)} video(s) have features that are not 2-d (T, C): "
                       f"{_first(not_2d)}")
@@ -452,7 +449,7 @@ def _check_features(rep: Report, cfg: Dict[str, Any], database: Dict[str, Any],
                      "all)")
         else:
             scope = f"all {len(ids)} videos"
-        bad = [v for v in ids if not np.isfinite(feats.load(v)).all()]
+        bad = [v for v in ids if not _finite(feats, v)]
         if bad:
             rep.error(sec, f"NaN/inf values in {len(bad)} video(s) of {scope}: {_first(bad)}")
         else:
@@ -653,4 +650,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -345,4 +345,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from libs.utils.cli import run_main  # noqa: E402  (one-line errors, --debug)
+    sys.exit(run_main(main))

@@ -289,4 +289,6 @@ def _pipeline(args: argparse.Namespace, env: Dict[str, str], work_dir: Optional[
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from libs.utils.cli import run_main  # noqa: E402  (one-line errors, --debug)
+    sys.exit(run_main(main))

@@ -211,4 +211,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from libs.utils.cli import run_main
+    sys.exit(run_main(main))

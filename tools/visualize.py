@@ -10,9 +10,11 @@ Needs matplotlib, an optional extra: ``pip install matplotlib`` (or ``pip instal
 
 ``RESULTS`` is either
 
-* an ``eval_results.pkl`` written by ``eval.py --saveonly`` (docs/reference.md §7.8): a pickled
-  dict ``{'video-id': list of str (one per detection), 't-start': float32 array (seconds),
-  't-end': float32 array, 'label': int64 array (class ids), 'score': float32 array}``; or
+* an ``eval_results.pkl`` written by ``eval.py --saveonly`` (docs/reference.md §7.8), read with
+  the restricted unpickler (plain containers and NumPy arrays only; anything else is refused,
+  so the file cannot run code): a pickled dict ``{'video-id': list of str (one per
+  detection), 't-start': float32 array (seconds), 't-end': float32 array, 'label': int64
+  array (class ids), 'score': float32 array}``; or
 * an inference JSON written by ``tools/infer.py``: a list with one entry per video,
   ``{"video_id": str, "fps": float (optional), "duration": float seconds (optional),
   "detections": [{"start": s, "end": s, "label_id": int, "label": str, "score": float},
@@ -43,7 +45,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pickle
 import re
 import sys
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -53,6 +54,8 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+
+from libs.utils.safe_pickle import safe_load  # noqa: E402
 
 __all__ = ["MissingMatplotlib", "group_results", "load_detections", "load_ground_truth",
            "top_per_class", "prepare_videos", "assign_lanes", "visualize", "main"]
@@ -154,8 +157,7 @@ def load_detections(path: str) -> Tuple[Dict[str, List[Detection]], Dict[str, fl
                             "label_id": int(d["label_id"]), "label": d.get("label"),
                             "score": float(d["score"])})
     else:
-        with open(path, "rb") as f:
-            data = pickle.load(f)
+        data = safe_load(path)  # plain containers and arrays only: no code runs
         try:
             dets = group_results(data)
         except ValueError as err:
@@ -499,4 +501,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from libs.utils.cli import run_main
+    sys.exit(run_main(main))

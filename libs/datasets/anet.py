@@ -32,6 +32,7 @@ from libs.utils.annotations import remove_duplicate_annotations
 
 from .base import FeatureDataset
 from .datasets import register_dataset
+from .validation import DatasetError
 
 __all__ = ["ActivityNetDataset", "anet_feature_grid", "resize_features"]
 
@@ -59,7 +60,7 @@ def anet_feature_grid(feats: np.ndarray, feat_stride: float, num_frames: float,
         frames = stride
     else:
         if num_steps > max_seq_len:
-            raise ValueError(f"video '{video_id}' has {num_steps} fixed-length features, "
+            raise DatasetError(f"video '{video_id}' has {num_steps} fixed-length features, "
                              f"more than max_seq_len {max_seq_len}")
         seq_len = max_seq_len if force_upsampling else num_steps
         stride = duration * fps / seq_len
@@ -88,7 +89,7 @@ class ActivityNetDataset(FeatureDataset):
 
     def _check_num_classes(self, label_dict: Dict[str, int]) -> None:
         if self.num_classes != 1 and len(label_dict) != self.num_classes:
-            raise ValueError(f"{self.json_file}: {len(label_dict)} classes in the annotations, "
+            raise DatasetError(f"{self.json_file}: {len(label_dict)} classes in the annotations, "
                              f"but dataset.num_classes is {self.num_classes} (use 1 for "
                              "class-agnostic proposals)")
 
@@ -119,7 +120,7 @@ class ActivityNetDataset(FeatureDataset):
 
     def _read_features(self, video_id: str) -> np.ndarray:
         if not self._is_hdf5:
-            return np.load(self._feature_path(video_id))
+            return np.load(self._feature_path(video_id), allow_pickle=False)
         import h5py  # only needed for this format
 
         key = self.file_prefix + video_id

@@ -11,12 +11,16 @@ Items are identical to the original's for the same files and seeds. What is new 
 a missing file, a malformed JSON, an empty split, a label id outside ``num_classes``,
 features of the wrong width, stored transposed (C x T), with zero steps or non-finite values
 raise an error naming the file or video and what was expected (REFERENCE §9 items 23, 24).
+The annotation consistency rules (one label with two ids, end <= start, malformed entries:
+refused; segments before 0 s or past the duration: one warning per rule) are the shared ones
+of validation.py, applied before anything is built; feature files are read with
+``allow_pickle=False`` and an unreadable one is a :class:`DatasetError` naming it.
 
 Decisions that keep the original's numbers:
 
-* segments that extend past a video's duration (real THUMOS14 has some, e.g.
-  video_test_0000270) are NOT clipped: the original keeps them, and clipping would change the
-  training targets and the mAP; one warning per data set names the videos;
+* segments that extend past (or start after) a video's duration (real THUMOS14 has some,
+  e.g. video_test_0000270) are NOT clipped: the original keeps them, and clipping would change
+  the training targets and the mAP; one warning per rule names the videos and segments;
 * videos without feature files are skipped where the original skips them (thumos, ego4d), with
   one summary warning; anet / epic, whose original crashes later, refuse to build instead;
 * a video without an ``annotations`` key is treated as having none (the original raises a
@@ -26,21 +30,22 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import warnings
+import zipfile
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from libs.utils.safe_pickle import load_error_reason
+
 from .data_utils import truncate_feats
 from .types import VideoItem, VideoRecord
+from .validation import DatasetError, enforce, first_few, validate_database
 
 __all__ = ["FeatureDataset", "read_annotation_json"]
-
-
-def _first_few(names: List[str], limit: int = 5) -> str:
-    return ", ".join(names[:limit]) + (" ..." if len(names) > limit else "")
 
 
 def read_annotation_json(json_file: str) -> Dict[str, Any]:
@@ -51,10 +56,12 @@ def read_annotation_json(json_file: str) -> Dict[str, Any]:
         try:
             data = json.load(f)
         except json.JSONDecodeError as err:
-            raise ValueError(f"{json_file}: malformed JSON at line {err.lineno}, column "
-                             f"{err.colno}: {err.msg}") from None
+            raise DatasetError(f"{json_file}: malformed JSON at line {err.lineno}, column "
+                               f"{err.colno}: {err.msg}") from None
+        except UnicodeDecodeError as err:
+            raise DatasetError(f"{json_file}: not a UTF-8 text (JSON) file: {err}") from None
     if not isinstance(data, dict) or not isinstance(data.get("database"), dict):
-        raise ValueError(f"{json_file}: expected an object with a 'database' mapping of "
+        raise DatasetError(f"{json_file}: expected an object with a 'database' mapping of "
                          "video id -> {subset, duration, fps, annotations}")
     return data["database"]
 
@@ -99,7 +106,7 @@ class FeatureDataset(Dataset):
         if not isinstance(split, (list, tuple)):
             raise TypeError(f"split must be a list or tuple of subset names, got {split!r}")
         if crop_ratio is not None and len(crop_ratio) != 2:
-            raise ValueError(f"crop_ratio must be None or [lo, hi], got {crop_ratio!r}")
+            raise DatasetError(f"crop_ratio must be None or [lo, hi], got {crop_ratio!r}")
         if not os.path.isfile(json_file):
             raise FileNotFoundError(f"annotation file not found: {json_file}")
         self.feat_folder = feat_folder
@@ -121,6 +128,10 @@ class FeatureDataset(Dataset):
         self.force_upsampling = force_upsampling
 
         database = read_annotation_json(json_file)
+        # the shared rules (validation.py): refuse what breaks, warn about what the
+        # original kept (one warning per rule, naming videos and segments)
+        enforce(validate_database(database, self.split, self._annotations), json_file,
+                stacklevel=3)
         self.label_dict = self._build_label_dict(database)
         self._check_num_classes(self.label_dict)
         self.data_list = tuple(self._select_videos(database))
@@ -142,7 +153,7 @@ class FeatureDataset(Dataset):
                 f"{self._describe_path(in_split[0])}); check dataset.feat_folder, "
                 "file_prefix and file_ext")
         subsets = sorted({str(v.get("subset", "?")) for v in database.values()})
-        raise ValueError(f"{self.json_file}: no video of split {list(self.split)} (subsets "
+        raise DatasetError(f"{self.json_file}: no video of split {list(self.split)} (subsets "
                          f"present: {', '.join(subsets) or 'none, the database is empty'}; "
                          "the split is compared with the lower-cased 'subset')")
 
@@ -153,7 +164,7 @@ class FeatureDataset(Dataset):
 
     def _check_num_classes(self, label_dict: Dict[str, int]) -> None:
         if len(label_dict) != self.num_classes:
-            raise ValueError(f"{self.json_file}: {len(label_dict)} classes in the annotations, "
+            raise DatasetError(f"{self.json_file}: {len(label_dict)} classes in the annotations, "
                              f"but dataset.num_classes is {self.num_classes}")
 
     def _empty_label_ids(self) -> List[int]:
@@ -168,7 +179,7 @@ class FeatureDataset(Dataset):
 
     def _read_features(self, video_id: str) -> np.ndarray:
         """Returns the (T, C) features of a video (any float dtype)."""
-        return np.load(self._feature_path(video_id))
+        return np.load(self._feature_path(video_id), allow_pickle=False)
 
     def _describe_path(self, video_id: str) -> str:
         """The feature file(s) of a video, for messages."""
@@ -189,7 +200,6 @@ class FeatureDataset(Dataset):
 
     def _select_videos(self, database: Dict[str, Any]) -> List[VideoRecord]:
         videos: List[VideoRecord] = []
-        past_duration: List[str] = []
         skipped: List[str] = []
         for video_id, video in database.items():
             if str(video.get("subset", "")).lower() not in self.split:
@@ -202,35 +212,28 @@ class FeatureDataset(Dataset):
             elif "fps" in video:
                 fps = video["fps"]
             else:
-                raise ValueError(f"{self.json_file}: video '{video_id}' has no 'fps' and "
+                raise DatasetError(f"{self.json_file}: video '{video_id}' has no 'fps' and "
                                  "dataset.default_fps is not set (unknown video FPS)")
             if "duration" in video:
                 duration = video["duration"]
             elif self.require_duration:
-                raise ValueError(f"{self.json_file}: video '{video_id}' has no 'duration' "
+                raise DatasetError(f"{self.json_file}: video '{video_id}' has no 'duration' "
                                  f"(required by the '{self.dataset_name}' dataset)")
             else:
                 duration = 1e8
             segments, labels = self._segments_and_labels(video_id, video)
-            if segments is not None and (segments[:, 1] > duration).any():
-                past_duration.append(video_id)
             videos.append(self._video_record(video_id, video, fps, duration, segments, labels))
         # one summary warning / error per data set, never one per video
         if skipped and not self.skip_missing_features:
             raise FileNotFoundError(
                 f"{self.json_file}: {len(skipped)} video(s) of split {list(self.split)} have "
-                f"no feature file ({_first_few(skipped)}; expected e.g. "
+                f"no feature file ({first_few(skipped)}; expected e.g. "
                 f"{self._describe_path(skipped[0])})")
         if skipped and videos:  # (no video at all: the empty-split error says more)
             warnings.warn(f"{self.json_file}: {len(skipped)} video(s) of split "
                           f"{list(self.split)} skipped: no feature file "
-                          f"({_first_few(skipped)}; expected e.g. "
+                          f"({first_few(skipped)}; expected e.g. "
                           f"{self._describe_path(skipped[0])})", stacklevel=4)
-        if past_duration:
-            warnings.warn(f"{self.json_file}: {len(past_duration)} video(s) of split "
-                          f"{list(self.split)} have segments ending after the video's duration "
-                          f"({_first_few(past_duration)}); they are kept unchanged, as the "
-                          "original keeps them", stacklevel=4)
         return videos
 
     def _video_record(self, video_id: str, video: Dict[str, Any], fps: float, duration: float,
@@ -247,14 +250,14 @@ class FeatureDataset(Dataset):
         segments = np.asarray([act["segment"] for act in acts], dtype=np.float32)
         labels = np.asarray([self._label_of(video_id, act) for act in acts], dtype=np.int64)
         if segments.ndim != 2 or segments.shape[1] != 2:
-            raise ValueError(f"{self.json_file}: video '{video_id}' has a segment that is not "
+            raise DatasetError(f"{self.json_file}: video '{video_id}' has a segment that is not "
                              "[start, end] in seconds")
         return segments, labels
 
     def _label_of(self, video_id: str, act: Dict[str, Any]) -> int:
         label = self.label_dict[act["label"]]
         if not isinstance(label, (int, np.integer)) or not 0 <= label < self.num_classes:
-            raise ValueError(f"{self.json_file}: video '{video_id}' has label "
+            raise DatasetError(f"{self.json_file}: video '{video_id}' has label "
                              f"'{act['label']}' with label_id {label!r}; expected an integer "
                              f"in [0, {self.num_classes}) (dataset.num_classes)")
         return int(label)
@@ -274,6 +277,14 @@ class FeatureDataset(Dataset):
         except FileNotFoundError:
             raise FileNotFoundError(f"feature file of video '{video_id}' not found: "
                                     f"{path}") from None
+        except DatasetError:
+            raise
+        except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile,
+                pickle.UnpicklingError, RuntimeError) as err:
+            # e.g. an .npy holding pickled objects (never unpickled), a truncated file, a .pt
+            # file refused by torch.load(weights_only=True)
+            raise DatasetError(f"feature file of video '{video_id}' ({path}) cannot be read "
+                               f"as a numeric array: {load_error_reason(err)}") from None
         feats = np.asarray(feats, dtype=np.float32)
         self._check_features(video_id, path, feats)
         return feats
@@ -285,21 +296,21 @@ class FeatureDataset(Dataset):
     def _check_features(self, video_id: str, path: str, feats: np.ndarray) -> None:
         dim = self._expected_dim()
         if feats.ndim != 2:
-            raise ValueError(f"features of video '{video_id}' ({path}) must be a 2-d (T, C) "
+            raise DatasetError(f"features of video '{video_id}' ({path}) must be a 2-d (T, C) "
                              f"array, got shape {feats.shape}")
         if feats.shape[0] == 0:
-            raise ValueError(f"features of video '{video_id}' ({path}) have zero time steps")
+            raise DatasetError(f"features of video '{video_id}' ({path}) have zero time steps")
         if feats.shape[1] != dim:
             hint = ""
             if feats.shape[0] == dim:
                 hint = (f"; it looks transposed (C x T): store features as (T, C), e.g. "
                         "np.save(path, feats.T)")
-            raise ValueError(f"features of video '{video_id}' ({path}) have shape "
+            raise DatasetError(f"features of video '{video_id}' ({path}) have shape "
                              f"{feats.shape}, expected (T, {dim}) with dataset.input_dim "
                              f"= {self.input_dim}{hint}")
         if not np.isfinite(feats).all():
             bad = int((~np.isfinite(feats)).any(axis=1).sum())
-            raise ValueError(f"features of video '{video_id}' ({path}) contain NaN or inf "
+            raise DatasetError(f"features of video '{video_id}' ({path}) contain NaN or inf "
                              f"values at {bad} time step(s)")
 
     def __getitem__(self, idx: int) -> VideoItem:

@@ -14,6 +14,8 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from libs.utils.interrupt import ignore_stop_signals
+
 __all__ = ["trivial_batch_collator", "worker_init_reset_seed", "truncate_feats"]
 
 
@@ -23,7 +25,10 @@ def trivial_batch_collator(batch: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
 
 
 def worker_init_reset_seed(worker_id: int) -> None:
-    """Seeds NumPy, Python ``random`` and PYTHONHASHSEED from the worker's torch seed."""
+    """Seeds NumPy, Python ``random`` and PYTHONHASHSEED from the worker's torch seed; the
+    worker leaves SIGINT / SIGTERM to the main process (train.py saves ``interrupted.pth``;
+    a worker killed by a group Ctrl-C would crash the main process's next fetch)."""
+    ignore_stop_signals()
     seed = torch.initial_seed() % 2 ** 31
     np.random.seed(seed)
     random.seed(seed)

@@ -17,6 +17,7 @@ import torch
 
 from .base import FeatureDataset
 from .datasets import register_dataset
+from .validation import DatasetError
 from .types import VideoItem, VideoRecord
 
 __all__ = ["EGO4DDataset"]
@@ -55,17 +56,17 @@ class EGO4DDataset(FeatureDataset):
         if path.endswith(".pt"):
             data = torch.load(path, map_location="cpu", weights_only=True)
             if not isinstance(data, torch.Tensor):
-                raise ValueError(f"{path}: expected a (T, C) tensor saved with torch.save, "
+                raise DatasetError(f"{path}: expected a (T, C) tensor saved with torch.save, "
                                  f"found {type(data).__name__}")
             return data.float().numpy()
-        return np.load(path)
+        return np.load(path, allow_pickle=False)
 
     def _read_features(self, video_id: str) -> np.ndarray:
         parts: List[np.ndarray] = [np.asarray(self._read_one(self._feature_path(video_id, f)),
                                               dtype=np.float32)
                                    for f in self.feat_folders]
         if len({p.shape[0] if p.ndim == 2 else -1 for p in parts}) != 1:
-            raise ValueError(f"features of video '{video_id}' ({self._describe_path(video_id)})"
+            raise DatasetError(f"features of video '{video_id}' ({self._describe_path(video_id)})"
                              f" have shapes {[p.shape for p in parts]}; expected (T, C_i) "
                              "arrays sharing T")
         return np.concatenate(parts, axis=1)

@@ -14,6 +14,7 @@ import numpy as np
 
 from .base import FeatureDataset
 from .datasets import register_dataset
+from .validation import DatasetError
 
 __all__ = ["EpicKitchensDataset", "find_empty_cls"]
 
@@ -34,15 +35,15 @@ class EpicKitchensDataset(FeatureDataset):
 
     def _check_num_classes(self, label_dict: Dict[str, int]) -> None:
         if len(label_dict) > self.num_classes:
-            raise ValueError(f"{self.json_file}: {len(label_dict)} classes in the annotations, "
+            raise DatasetError(f"{self.json_file}: {len(label_dict)} classes in the annotations, "
                              f"more than dataset.num_classes = {self.num_classes}")
 
     def _empty_label_ids(self) -> List[int]:
         return find_empty_cls(self.label_dict, self.num_classes)
 
     def _read_features(self, video_id: str) -> np.ndarray:
-        with np.load(self._feature_path(video_id)) as data:
+        with np.load(self._feature_path(video_id), allow_pickle=False) as data:
             if "feats" not in data:
-                raise ValueError(f"{self._feature_path(video_id)}: expected an array named "
+                raise DatasetError(f"{self._feature_path(video_id)}: expected an array named "
                                  f"'feats' in the .npz file, found {list(data.keys())}")
             return data["feats"]

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import glob
 import os
+import pickle
 import random
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -33,6 +34,9 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional
 import numpy as np
 import torch
 from torch import nn
+
+from libs.utils.cli import UserError
+from libs.utils.safe_pickle import load_error_reason
 
 from .wrapping import unwrap_model
 
@@ -46,8 +50,9 @@ PREFIX = "module."
 INTERRUPTED_NAME = "interrupted.pth"
 
 
-class CheckpointError(ValueError):
-    """A checkpoint does not fit the model or lacks a required key."""
+class CheckpointError(ValueError, UserError):
+    """A checkpoint is empty, truncated, not a checkpoint, lacks a required key or does not
+    fit the model."""
 
 
 def checkpoint_name(epoch: int) -> str:
@@ -89,10 +94,31 @@ def load_checkpoint(path: str) -> Dict[str, Any]:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
+        CheckpointError: the file is empty, truncated or corrupt, holds objects other than
+            tensors and plain containers (refused unread), or is not a dict (one line naming
+            the file and what is wrong).
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint not found: '{path}'")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    if os.path.getsize(path) == 0:
+        raise CheckpointError(f"'{path}' is empty (0 bytes): not a checkpoint")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "GLOBAL" in str(err):
+            raise CheckpointError(
+                f"'{path}' holds objects other than tensors and plain containers; refused "
+                f"without running them (weights_only=True): {load_error_reason(err)}") from None
+        raise CheckpointError(f"'{path}' is not a checkpoint, or is corrupt ({load_error_reason(err)})"
+                              ) from None
+    except Exception as err:  # noqa: BLE001 - torch raises many types for damaged files
+        raise CheckpointError(f"'{path}' cannot be read: truncated, corrupt or not a "
+                              f"checkpoint ({load_error_reason(err)})") from None
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"'{path}' is not a checkpoint: it holds a "
+                              f"{type(ckpt).__name__}, expected a dict with keys "
+                              f"{list(CHECKPOINT_KEYS)}")
+    return ckpt
 
 
 # ------------------------------------------------------------------------------- RNG state
@@ -204,6 +230,10 @@ def _group(keys: Iterable[str], depth: int = 2) -> str:
 
 
 def _load_strict(net: nn.Module, state_dict: Mapping[str, torch.Tensor], what: str) -> None:
+    if not isinstance(state_dict, Mapping) or not all(
+            isinstance(v, torch.Tensor) for v in state_dict.values()):
+        raise CheckpointError(f"{what} is not a state_dict (expected a mapping of parameter "
+                              f"names to tensors, found {type(state_dict).__name__})")
     own = net.state_dict()
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]
@@ -221,6 +251,11 @@ def _load_strict(net: nn.Module, state_dict: Mapping[str, torch.Tensor], what: s
         lines.append("  (is the config the one the checkpoint was trained with?)")
         raise CheckpointError("\n".join(lines))
     net.load_state_dict(state_dict, strict=True)
+
+
+def _stripped(state_dict: Any) -> Any:
+    """:func:`strip_prefix` of a mapping; anything else is returned for the type check."""
+    return strip_prefix(state_dict) if isinstance(state_dict, Mapping) else state_dict
 
 
 def load_model_weights(model: nn.Module, checkpoint: "str | Mapping[str, Any]",
@@ -246,7 +281,7 @@ def load_model_weights(model: nn.Module, checkpoint: "str | Mapping[str, Any]",
     where = checkpoint if isinstance(checkpoint, str) else "checkpoint"
     if key not in ckpt:
         raise CheckpointError(f"'{where}' has no '{key}' entry (keys: {list(ckpt)})")
-    _load_strict(unwrap_model(model), strip_prefix(ckpt[key]), f"'{where}' [{key}]")
+    _load_strict(unwrap_model(model), _stripped(ckpt[key]), f"'{where}' [{key}]")
     return ckpt
 
 
@@ -285,12 +320,16 @@ def resume_from(path: str, model: nn.Module, model_ema: Optional[nn.Module],
         raise CheckpointError(f"'{path}' cannot be resumed: missing {absent} "
                               f"(keys: {list(ckpt)})")
     net = unwrap_model(model)
-    _load_strict(net, strip_prefix(ckpt["state_dict"]), f"'{path}' [state_dict]")
+    _load_strict(net, _stripped(ckpt["state_dict"]), f"'{path}' [state_dict]")
     if model_ema is not None:
-        _load_strict(model_ema.module, strip_prefix(ckpt["state_dict_ema"]),
+        _load_strict(model_ema.module, _stripped(ckpt["state_dict_ema"]),
                      f"'{path}' [state_dict_ema]")
-    _load_optimizer_state(optimizer, ckpt["optimizer"])
-    scheduler.load_state_dict(ckpt["scheduler"])
+    try:
+        _load_optimizer_state(optimizer, ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise CheckpointError(f"'{path}': the optimizer / scheduler state does not fit this "
+                              f"config's optimizer ({type(err).__name__}: {err})") from None
     restored = []
     if "loss_normalizer" in ckpt and hasattr(net, "loss_normalizer"):
         net.loss_normalizer = float(ckpt["loss_normalizer"])

@@ -8,8 +8,10 @@ back, checks they are finite, feeds the meters, writes TensorBoard (``train/lear
 ``train/all_losses``, ``train/final_loss`` at step ``epoch * num_iters + it``) and prints the
 original's line with the LR and an ETA appended.
 
-Additions (no number changes): a non-finite loss raises :class:`NonFiniteLossError` (checked
-at the print steps and once at the end of the epoch, where the loss is read back anyway); a
+Additions (no number changes): a non-finite loss raises :class:`NonFiniteLossError` naming the
+epoch, the first non-finite iteration, its losses and the video ids of its batch
+(:class:`NonFiniteWatch` remembers them on the device every step and is read at the print
+steps and once at the end of the epoch, where the loss is read back anyway); a
 ``should_stop`` callable lets the caller stop cleanly between iterations (SIGINT / SIGTERM);
 ``skip_iters`` / ``resume_rng`` resume in the middle of an epoch.
 
@@ -31,15 +33,16 @@ import torch
 from torch import nn
 
 from libs.utils import AverageMeter, comm, synchronize
+from libs.utils.cli import UserError
 
 from .checkpoint import restore_rng_state
 from .wrapping import unwrap_model
 
-__all__ = ["NonFiniteLossError", "clip_grad_norm", "train_step", "log_step", "train_one_epoch",
+__all__ = ["NonFiniteLossError", "NonFiniteWatch", "clip_grad_norm", "train_step", "log_step", "train_one_epoch",
            "install_num_pos_reducer", "EpochResult"]
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(FloatingPointError, UserError):
     """A training loss became NaN or infinite."""
 
 
@@ -66,6 +69,55 @@ def clip_grad_norm(parameters, max_norm: float) -> torch.Tensor:
         return torch.nn.utils.clip_grad_norm_(parameters, max_norm, foreach=True)
     except RuntimeError:  # raised before any gradient is touched
         return torch.nn.utils.clip_grad_norm_(parameters, max_norm)
+
+
+class NonFiniteWatch:
+    """Remembers the first step whose losses were not finite, on the loss's device and
+    without a host read; :meth:`check` reads it where the losses are read back anyway.
+
+    Per step it keeps (as tensors) the first bad iteration and its loss values, and on the
+    host the video ids of the batches since the last check.
+    """
+
+    def __init__(self) -> None:
+        self.first: Optional[torch.Tensor] = None   # () int64, -1 while all are finite
+        self.values: Optional[torch.Tensor] = None  # the losses of the first bad step
+        self.keys: Sequence[str] = ()
+        self.videos: Dict[int, list] = {}
+
+    def update(self, losses: Mapping[str, torch.Tensor], it: int,
+               video_list: Sequence[Mapping]) -> None:
+        stacked = torch.stack([v.detach().float().reshape(()) for v in losses.values()])
+        if self.first is None:
+            self.keys = tuple(losses)
+            self.first = torch.full((), -1, dtype=torch.long, device=stacked.device)
+            self.values = torch.zeros_like(stacked)
+        new = (self.first < 0) & ~torch.isfinite(stacked).all()
+        self.first = torch.where(new, self.first.new_full((), it), self.first)
+        self.values = torch.where(new, stacked, self.values)
+        self.videos[it] = [str(v.get("video_id", "?")) if isinstance(v, Mapping) else "?"
+                           for v in video_list]
+
+    def check(self, curr_epoch: int) -> None:
+        """Raises :class:`NonFiniteLossError` when a step since the start was not finite
+        (on any process under DDP); then forgets the video ids seen so far."""
+        if self.first is None:
+            return
+        it = int(self.first.item())
+        anywhere = it >= 0
+        if comm.get_world_size() > 1:
+            anywhere = comm.all_reduce_sum(1.0 if it >= 0 else 0.0) > 0
+        if anywhere:
+            if it < 0:
+                raise NonFiniteLossError(
+                    f"non-finite training loss at epoch {curr_epoch} on another process "
+                    "(training stopped; the last checkpoint written is still valid)")
+            values = dict(zip(self.keys, self.values.tolist()))
+            raise NonFiniteLossError(
+                f"non-finite training loss at epoch {curr_epoch}, iteration {it}: {values}; "
+                f"videos of the batch: {self.videos.get(it, ['?'])} (training stopped; the "
+                "last checkpoint written is still valid)")
+        self.videos.clear()
 
 
 def train_step(video_list: Sequence[Mapping], model: nn.Module,
@@ -178,6 +230,7 @@ def train_one_epoch(train_loader: Any, model: nn.Module, optimizer: torch.optim.
         print(f"\n[Train]: Epoch {curr_epoch:d} started")
     start = time.time()
     losses: Optional[Dict[str, torch.Tensor]] = None
+    watch = NonFiniteWatch()
     completed = skip_iters
     interrupted = False
     for it, video_list in enumerate(train_loader):
@@ -187,11 +240,13 @@ def train_one_epoch(train_loader: Any, model: nn.Module, optimizer: torch.optim.
             continue
         losses = train_step(video_list, model, optimizer, scheduler, model_ema,
                             clip_grad_l2norm, grad_scale)
+        watch.update(losses, it, video_list)
         completed = it + 1
         if it != 0 and it % print_freq == 0:
             synchronize(device)
             batch_time.update((time.time() - start) / print_freq)
             start = time.time()
+            watch.check(curr_epoch)
             values = _read_losses(losses, curr_epoch, it, reduce)
             remaining = (total_epochs - curr_epoch) * num_iters - (it + 1)
             line = log_step(values, meters, batch_time, scheduler.get_last_lr()[0],
@@ -204,6 +259,7 @@ def train_one_epoch(train_loader: Any, model: nn.Module, optimizer: torch.optim.
             break
     if losses is not None:
         # the last losses are checked before the caller writes a checkpoint
+        watch.check(curr_epoch)
         _read_losses(losses, curr_epoch, completed - 1, "none")
     lr = scheduler.get_last_lr()[0]
     if main and not interrupted:

@@ -11,21 +11,44 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 from typing import Any, Dict, List, Mapping, Union
 
 import numpy as np
 
+from libs.utils.safe_pickle import safe_load
+
 __all__ = ["postprocess_results", "load_results_from_pkl", "load_results_from_json",
-           "results_to_array"]
+           "load_results_from_npz", "load_score_file", "results_to_array"]
 
 
 def load_results_from_pkl(filename: str) -> Any:
-    """Unpickles a results dict (or external score table)."""
+    """Unpickles a results dict (or external score table) with the restricted unpickler:
+    plain containers and NumPy arrays only (``libs.utils.safe_pickle``), so the file cannot
+    run code."""
     if not os.path.isfile(filename):
         raise FileNotFoundError(f"results file not found: '{filename}'")
-    with open(filename, "rb") as f:
-        return pickle.load(f)
+    return safe_load(filename)
+
+
+def load_results_from_npz(filename: str) -> Dict[str, np.ndarray]:
+    """Reads a ``.npz`` score table (one array per video id; object arrays are refused)."""
+    if not os.path.isfile(filename):
+        raise FileNotFoundError(f"external score file not found: '{filename}'")
+    try:
+        with np.load(filename, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except ValueError as err:
+        raise ValueError(f"{filename}: cannot read the score table ({err}; expected numeric "
+                         "arrays named by video id)") from None
+
+
+def load_score_file(filename: str) -> Any:
+    """An external score table by extension: ``*.json``, ``*.npz``, else a (safe) pickle."""
+    if ".json" in filename:
+        return load_results_from_json(filename)
+    if filename.endswith(".npz"):
+        return load_results_from_npz(filename)
+    return load_results_from_pkl(filename)
 
 
 def load_results_from_json(filename: str) -> Any:
@@ -33,7 +56,11 @@ def load_results_from_json(filename: str) -> Any:
     if not os.path.isfile(filename):
         raise FileNotFoundError(f"external score file not found: '{filename}'")
     with open(filename, "r", encoding="utf8") as f:
-        results = json.load(f)
+        try:
+            results = json.load(f)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{filename}: malformed JSON at line {err.lineno}, column "
+                             f"{err.colno}: {err.msg}") from None
     if isinstance(results, Mapping) and "results" in results:
         results = results["results"]
     return results
@@ -88,9 +115,10 @@ def postprocess_results(results: Union[str, Mapping[str, Any]], cls_score_file: 
     own labels are discarded.
 
     Args:
-        results: flat results dict (§7.4) or the path of a pickle of one.
-        cls_score_file: ``*.json`` (optionally ``{"results": {...}}``) or pickle mapping
-            ``video_id -> (K_cls,) class scores``; the index is the ``label_id``.
+        results: flat results dict (§7.4) or the path of a pickle of one (read safely).
+        cls_score_file: ``*.json`` (optionally ``{"results": {...}}``), ``*.npz`` or pickle
+            (read with the restricted unpickler) mapping ``video_id -> (K_cls,) class
+            scores``; the index is the ``label_id``.
         num_pred: detections kept per video.
         topk: classes kept per video.
 
@@ -104,10 +132,10 @@ def postprocess_results(results: Union[str, Mapping[str, Any]], cls_score_file: 
     if isinstance(results, str):
         results = load_results_from_pkl(results)
     grouped = results_to_array(results, num_pred)
-    if ".json" in cls_score_file:
-        cls_scores = load_results_from_json(cls_score_file)
-    else:
-        cls_scores = load_results_from_pkl(cls_score_file)
+    cls_scores = load_score_file(cls_score_file)
+    if not isinstance(cls_scores, Mapping):
+        raise ValueError(f"{cls_score_file}: expected a mapping video id -> class scores, "
+                         f"found {type(cls_scores).__name__}")
 
     out_vids: List[str] = []
     starts: List[np.ndarray] = []

@@ -22,7 +22,9 @@ from typing import Optional, Sequence, Union
 
 import torch
 
-__all__ = ["resolve_device", "synchronize", "is_cuda_available", "describe_devices",
+from .cli import UserError
+
+__all__ = ["DeviceError", "resolve_device", "synchronize", "is_cuda_available", "describe_devices",
            "manual_seed_cuda", "set_cuda_device", "enlarge_onednn_primitive_cache"]
 
 ONEDNN_CACHE_ENV = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
@@ -30,6 +32,10 @@ ONEDNN_CACHE_CAPACITY = 32768
 
 _CUDA = "cuda"
 _WARNED: set = set()  # the CPU fall-back is announced once per process and device string
+
+
+class DeviceError(ValueError, UserError):
+    """A requested device is not understood by torch."""
 
 
 def is_cuda_available() -> bool:
@@ -56,7 +62,7 @@ def resolve_device(cli_device: Optional[str] = None,
         ``cuda:LOCAL_RANK``.
 
     Raises:
-        ValueError: the requested device string is not understood by torch.
+        DeviceError: (a ValueError) the requested device string is not understood by torch.
     """
     if cli_device:
         wanted = cli_device
@@ -69,7 +75,7 @@ def resolve_device(cli_device: Optional[str] = None,
     try:
         device = torch.device(wanted)
     except RuntimeError as err:
-        raise ValueError(f"{source}: invalid device '{wanted}': {err}") from None
+        raise DeviceError(f"{source}: invalid device '{wanted}': {err}") from None
     if device.type != _CUDA:
         return device
     if not is_cuda_available():

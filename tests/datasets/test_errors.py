@@ -88,7 +88,8 @@ def test_class_count_mismatch(simple):
 def test_bad_segment(simple):
     write_json(simple / "ann.json", {"v1": dict(video(), annotations=[
         {"label": "a", "label_id": 0, "segment": [1.0, 2.0, 3.0]}])})
-    with pytest.raises(ValueError, match=r"video 'v1' has a segment that is not \[start, end\]"):
+    with pytest.raises(ValueError, match=r"1 segment\(s\) that are not \[start, end\] in "
+                       r"seconds .*'v1' segment 0 \[1.0, 2.0, 3.0\]"):
         make_dataset("thumos", False, ["test"], **ds_kwargs(simple, num_classes=1))
 
 
@@ -99,7 +100,9 @@ def test_segment_past_duration_warns_once_and_keeps_values(simple):
     with pytest.warns(UserWarning) as record:
         ds = make_dataset("thumos", False, ["test"], **ds_kwargs(simple))
     assert len(record) == 1
-    assert "2 video(s) of split ['test'] have segments ending after" in str(record[0].message)
+    assert ("2 segment(s) end after the video's duration; kept unchanged, as the original "
+            "keeps them: 'v1' segment 0 [1, 9] (duration 5), 'v2' segment 0 [4, 6] (duration "
+            "5)") in str(record[0].message)
     assert ds[0]["segments"][0].tolist() == [1 * 30 / 4 - 2, 9 * 30 / 4 - 2]  # not clipped
 
 

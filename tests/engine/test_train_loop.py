@@ -75,7 +75,8 @@ def test_first_step_runs_with_lr_zero():
 def test_non_finite_loss_names_epoch_and_iteration():
     model = ToyLoss(bad_at=3)
     opt, sched = _pieces(model)
-    with pytest.raises(NonFiniteLossError, match=r"epoch 4, iteration 4: .*cls_loss.*nan"):
+    # named at the next print step (4), as the first bad iteration (3)
+    with pytest.raises(NonFiniteLossError, match=r"epoch 4, iteration 3: .*cls_loss.*nan"):
         train_one_epoch(_loader(), model, opt, sched, 4, print_freq=2)
     # a NaN in the last iterations is caught before the caller saves a checkpoint
     model = ToyLoss(bad_at=5)

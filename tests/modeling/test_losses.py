@@ -49,5 +49,15 @@ def test_ctr_diou_loss_hand_worked_cases():
 def test_ctr_diou_loss_empty_mean_is_zero_and_negative_offsets_rejected():
     empty = torch.zeros(0, 2)
     assert ctr_diou_loss_1d(empty, empty, reduction="mean").item() == 0.0
-    with pytest.raises(AssertionError):
+    with pytest.raises(ValueError, match="offsets must be non-negative"):
         ctr_diou_loss_1d(torch.tensor([[-1.0, 1.0]]), torch.tensor([[1.0, 1.0]]))
+    with pytest.raises(ValueError, match="offsets must be non-negative"):
+        ctr_diou_loss_1d(torch.tensor([[1.0, 1.0]]), torch.tensor([[1.0, -2.0]]))
+
+
+def test_ctr_diou_loss_lets_nan_through_for_the_training_guard():
+    # a diverging network predicts NaN: the loss is NaN (the training loop's non-finite
+    # guard names the step), not an error of its own
+    loss = ctr_diou_loss_1d(torch.tensor([[float("nan"), 1.0], [1.0, 1.0]]),
+                            torch.tensor([[1.0, 1.0], [1.0, 3.0]]))
+    assert torch.isnan(loss[0]) and loss[1].item() == pytest.approx(1 - 2 / 4 + (1 / 4) ** 2)
