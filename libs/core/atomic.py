@@ -1,4 +1,5 @@
-"""Atomic file writes (core: every layer may use it): a temporary file beside the target, then ``os.replace``.
+"""Atomic file writes (in core, so every layer may use them): a temporary file beside the
+target, then ``os.replace``.
 
 A reader never sees a half-written file, and a crash mid-write leaves the previous file intact.
 """

@@ -144,7 +144,8 @@ def save_config(cfg: Mapping[str, Any], path: str) -> None:
     text = yaml.dump(_canonical(cfg), Dumper=yaml.Dumper, sort_keys=False,
                      default_flow_style=None, width=100)
     with atomic_open(path, "w") as f:
-        f.write("# resolved ActionFormer config (defaults merged); load with libs.core.load_config\n")
+        f.write("# resolved ActionFormer config (defaults merged); "
+                "load with libs.core.load_config\n")
         f.write(text)
 
 

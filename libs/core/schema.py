@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from .checks import (Constraint, Predicate, at_least, crop_range, in_unit_interval, int_or_int_list,
-                     is_bool, is_int, is_num, is_seq, is_str, odd, optional, seq_of,
+                     is_bool, is_int, is_num, is_str, odd, optional, seq_of,
                      str_or_str_list)
 
 __all__ = ["Key", "SCHEMA", "DEFAULTS", "DERIVED_MODEL_KEYS", "SECTIONS", "build_defaults",
@@ -61,11 +61,13 @@ SCHEMA: Dict[str, Key] = {
     "devices": _k(["cuda:0"], str_or_str_list,
                   "a list of device strings such as ['cuda:0'] or ['cpu']",
                   "single gpu by default (falls back to CPU when there is none)"),
-    "train_split": _k(("training",), str_or_str_list, "a list of subset names such as ['training']"),
+    "train_split": _k(("training",), str_or_str_list,
+                      "a list of subset names such as ['training']"),
     "val_split": _k(("validation",), str_or_str_list,
                     "a list of subset names such as ['validation']"),
     "model_name": _k("LocPointTransformer", is_str, "a meta-architecture name (string)"),
-    "output_folder": _opt(is_str, "a folder path (string)", "where train.py writes (shipped configs)"),
+    "output_folder": _opt(is_str, "a folder path (string)",
+                          "where train.py writes (the shipped configs set it)"),
     "faithful": _opt(is_bool, BOOL, "true selects the original's training procedure and "
                      "arithmetic everywhere at once", absent=False),
     # dataset
