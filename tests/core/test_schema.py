@@ -83,3 +83,11 @@ def test_range_messages(tmp_path, section, key, value, message):
     with pytest.raises(ConfigError) as err:
         load_config(str(path))
     assert str(err.value) == f"{path}: {message}"
+
+
+def test_no_shipped_config_sets_devices():
+    # README "Devices": every run gets the default ['cuda:0'] unless --device overrides it
+    for path in sorted(CONFIGS.glob("*.yaml")):
+        raw = yaml.load(path.read_text(), Loader=yaml.FullLoader)
+        assert "devices" not in raw, path.name
+        assert load_config(str(path), validate=False)["devices"] == SCHEMA["devices"].default
