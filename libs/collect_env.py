@@ -63,7 +63,7 @@ def collect_env_info() -> str:
         rows.append(("PyTorch built with CUDA", str(torch.version.cuda)))
         rows.append(("Accelerators", describe_devices()))
         rows.append(("PyTorch threads", str(torch.get_num_threads())))
-    for name in ("numpy", "pandas", "yaml", "h5py", "tensorboard", "joblib"):
+    for name in ("numpy", "pandas", "yaml", "h5py", "tensorboard", "av"):
         rows.append((name, _version(name)))
     rows.extend(_nms_rows())
     width = max(len(k) for k, _ in rows)

@@ -1,0 +1,1 @@
+"""The test suite (run pytest from the repository root; tests/conftest.py: shared fixtures)."""

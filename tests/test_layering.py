@@ -67,10 +67,10 @@ def test_imports_only_go_downwards():
     assert not bad, "upward or sideways imports:\n" + "\n".join(bad)
 
 
-# device.py/comm.py own device handling; config.py only holds the frozen default value
+# device.py/comm.py own device handling; core/schema.py only holds the frozen default value
 # devices: ['cuda:0'] of the original's DEFAULTS (resolved at run time by device.py).
 DEVICE_MODULES = {LIBS / "utils" / "device.py", LIBS / "utils" / "comm.py",
-                  LIBS / "core" / "config.py"}
+                  LIBS / "core" / "schema.py"}
 CUDA_LITERAL = re.compile(r"""\.cuda\(|["']cuda(:\d+)?["']|torch\.cuda\.""")
 
 

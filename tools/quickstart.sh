@@ -14,6 +14,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 cmd="${1:-test}"
 shift || true
+if [ "$cmd" = "-h" ] || [ "$cmd" = "--help" ]; then
+  sed -n '4,11p' tools/quickstart.sh | sed 's/^# \{0,1\}//'
+  exit 0
+fi
 
 VENV=.venv
 PY_BOOT="${PYTHON:-}"

@@ -1,0 +1,1 @@
+"""Conformance tests: the model against tensors the original produced (tests/assets/conformance)."""

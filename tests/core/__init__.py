@@ -1,0 +1,1 @@
+"""Tests of libs/core: config schema, loading, validation, round trip."""

@@ -1,4 +1,4 @@
-"""Fixtures of the dataset tests."""
+"""Fixture of the dataset tests: `simple`, two THUMOS-like videos written as JSON + .npy files."""
 from __future__ import annotations
 
 import numpy as np

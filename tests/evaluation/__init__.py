@@ -1,0 +1,1 @@
+"""Tests of libs/evaluation: ANETdetection, matching, metric modes, score fusion."""

@@ -14,16 +14,12 @@ import pytest
 import torch
 
 from libs.modeling import AffineDropPath, LayerNorm, Scale, make_meta_arch
-from libs.modeling.attention import LocalMaskedMHCA
 from libs.modeling.decoding import inference_single_video
 from libs.modeling.padding import (level_valid_lengths, minimal_padded_length,
                                    original_padded_length)
 from tests._matching import assert_same_multiset, count_unmatched
 
 DET_SEG_SEC, DET_SCORE = 1e-3, 1e-4
-# With the original's T % 2w assertion always on, the minimal lengths stay multiples of the
-# windows (for the tiny config: of max_div_factor, i.e. mostly the original lengths).
-ATTENTION_ACCEPTS_ANY_LENGTH = hasattr(LocalMaskedMHCA, "check_length_divisible")
 PRE_SCORE, PRE_SEG = 1e-5, 1e-3
 
 
@@ -171,8 +167,7 @@ def test_tiny_thumos_minimal_padding_same_detections(tiny_thumos):
         assert minimal <= original and minimal % 32 == 0 and minimal > T - 1
         shorter += minimal < original
         check_same_results(model, item)
-    if ATTENTION_ACCEPTS_ANY_LENGTH:
-        assert shorter >= len(TINY_LENGTHS) // 2  # the rule really pads less
+    assert shorter >= len(TINY_LENGTHS) // 2  # the rule really pads less
 
 
 def test_tiny_thumos_lengths_without_padding_keep_the_original(tiny_thumos):
@@ -207,17 +202,14 @@ def test_cases_where_minimal_is_not_exact_keep_the_original():
     model = anet_like(train_cfg={**ANET_LIKE["train_cfg"], "dropout": 0.1}).train()
     assert model.padded_length([50, 20], "minimal") == 192  # dropout draws per position
     model = anet_like().train()
-    # stride-32 level: ceil(20 / 32) = 1 valid step, 2 needed -> 64 (96 with window checks)
-    assert model.padded_length([20, 10], "minimal") == (64 if ATTENTION_ACCEPTS_ANY_LENGTH
-                                                         else 96)
+    # stride-32 level: ceil(20 / 32) = 1 valid step, 2 needed -> 64
+    assert model.padded_length([20, 10], "minimal") == 64
 
 
-def test_divisor_follows_the_attention_check(monkeypatch):
-    model = anet_like()
-    monkeypatch.setattr(LocalMaskedMHCA, "check_length_divisible", True, raising=False)
-    assert model._padding_divisor() == 32
-    monkeypatch.delattr(LocalMaskedMHCA, "check_length_divisible")
-    assert model._padding_divisor() == 96  # lcm of 2^l * 6 (local levels) and 32
+def test_divisor_is_the_largest_stride():
+    # the windows do not enter: the attention skips the original's T % 2w check when padding
+    # minimally, so only the strided convs constrain the length (6 levels, 2^5 = 32)
+    assert anet_like()._padding_divisor() == 32
 
 
 def test_padding_switch_and_errors():
@@ -260,8 +252,7 @@ def _loss_and_grads(model, batch, padding, seed):
 def test_training_minimal_padding_same_losses_and_gradients(tiny_thumos, lengths, shorter):
     model = copy.deepcopy(tiny_thumos).train()  # drop path active (p = 0.1)
     batch = [_train_video(T, i, 5) for i, T in enumerate(lengths)]
-    assert (model.padded_length(lengths, "minimal") < 256) == (
-        shorter and ATTENTION_ACCEPTS_ANY_LENGTH)
+    assert (model.padded_length(lengths, "minimal") < 256) == shorter
     got = _loss_and_grads(model, batch, "minimal", seed=7)
     want = _loss_and_grads(model, batch, "original", seed=7)
     for key in ("cls_loss", "reg_loss", "final_loss"):
