@@ -4,7 +4,10 @@ Behaviour follows the original's ``libs/core/config.py`` (REFERENCE.md §1):
 
 * ``DEFAULTS`` holds the same keys and values (tuples where the original has tuples); it is
   built from the one declarative table of keys in :mod:`libs.core.schema`;
-* the YAML is parsed with PyYAML's ``FullLoader`` (so ``1.e-4`` is a float, ``~`` is None);
+* the YAML is parsed with PyYAML's implicit types, exactly as the original's ``FullLoader``
+  (so ``1.e-4`` is a float, ``1e-4`` a string, ``~`` None), but by a safe loader: only plain
+  scalars, lists, mappings and ``!!python/tuple`` are constructed; a tag naming a Python object
+  or function is refused with the file named (a config file cannot run or reference code);
 * defaults are merged *into* the YAML dict (the YAML wins, sub-dicts recurse, YAML-only keys stay);
 * the derived keys ``model.{input_dim, num_classes, max_seq_len}`` are copied from ``dataset``
   and ``model.train_cfg`` / ``model.test_cfg`` are the ``train_cfg`` / ``test_cfg`` dicts
@@ -82,12 +85,22 @@ def derive_keys(cfg: Dict[str, Any]) -> Dict[str, Any]:
     return cfg
 
 
+class _ConfigLoader(yaml.SafeLoader):
+    """``SafeLoader`` (same implicit resolvers as ``FullLoader``) plus ``!!python/tuple``, the
+    one Python tag :func:`save_config` writes."""
+
+
+_ConfigLoader.add_constructor(
+    "tag:yaml.org,2002:python/tuple",
+    lambda loader, node: tuple(loader.construct_sequence(node, deep=True)))
+
+
 def _read_yaml(path: str) -> Dict[str, Any]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"config file does not exist: {path}")
     with open(path, "r", encoding="utf-8") as f:
         try:
-            data = yaml.load(f, Loader=yaml.FullLoader)
+            data = yaml.load(f, Loader=_ConfigLoader)
         except yaml.YAMLError as err:
             raise ConfigError(f"{path}: not valid YAML: {err}") from None
     if data is None:
@@ -138,7 +151,7 @@ def _canonical(cfg: Mapping[str, Any]) -> Dict[str, Any]:
 def save_config(cfg: Mapping[str, Any], path: str) -> None:
     """Writes the resolved config as YAML; ``load_config(path)`` returns an equal dict.
 
-    Tuples are kept as tuples (PyYAML ``!!python/tuple`` tags, which ``FullLoader`` reads).
+    Tuples are kept as tuples (PyYAML ``!!python/tuple`` tags, which the config loader reads).
     The file is written atomically (libs.core.atomic).
     """
     text = yaml.dump(_canonical(cfg), Dumper=yaml.Dumper, sort_keys=False,

@@ -280,3 +280,29 @@ def test_new_optional_keys_are_accepted_not_inserted(tmp_path):
     assert cfg["opt"]["fused"] is False
     assert cfg["model"]["train_cfg"]["padding"] == cfg["model"]["test_cfg"]["padding"] == \
         "original"
+
+
+@pytest.mark.parametrize("tag", ["!!python/object/apply:os.system ['touch {marker}']",
+                                 "!!python/name:os.system", "!!python/object:argparse.Namespace {{}}"])
+def test_config_with_python_object_tag_is_refused(tmp_path, tag):
+    """A config cannot construct or reference Python objects (the original's FullLoader could
+    reference functions; the apply tag must not run)."""
+    marker = tmp_path / "ran"
+    path = tmp_path / "evil.yaml"
+    path.write_text("dataset_name: thumos\nopt: {learning_rate: "
+                    + tag.format(marker=marker) + "}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(str(path))
+    assert str(path) in str(err.value) and "not valid YAML" in str(err.value)
+    assert not marker.exists()
+
+
+def test_config_tuples_and_yaml_floats_parse_as_the_original(tmp_path):
+    """``!!python/tuple`` (what save_config writes) stays a tuple; ``1.e-4`` is a float and
+    ``1e-4`` a string (PyYAML's YAML 1.1 resolver, as the original's FullLoader)."""
+    path = tmp_path / "t.yaml"
+    path.write_text("a: !!python/tuple [1, 2]\nb: 1.e-4\nc: 1e-4\nd: ~\n")
+    from libs.core.config import _read_yaml
+    data = _read_yaml(str(path))
+    assert data == {"a": (1, 2), "b": 1e-4, "c": "1e-4", "d": None}
+    assert isinstance(data["a"], tuple)
