@@ -41,6 +41,7 @@ from libs.datasets.base import read_annotation_json  # noqa: E402
 from libs.engine import find_checkpoint, load_checkpoint, load_model_weights  # noqa: E402
 from libs.modeling import make_meta_arch  # noqa: E402
 from libs.utils import resolve_device  # noqa: E402
+from libs.utils.procedure import configure_process, procedure_from_config  # noqa: E402
 
 FEATURE_EXTS = (".npy", ".npz", ".pt")
 
@@ -124,7 +125,7 @@ def make_item(feats: np.ndarray, video_id: str, cfg: Dict[str, Any], fps: Option
 @torch.no_grad()
 def detect(config: str, ckpt: str, features: Sequence[str], fps: Optional[float] = None,
            duration: Optional[float] = None, device: Optional[str] = "cpu", epoch: int = -1,
-           topk: int = -1) -> List[Dict[str, Any]]:
+           topk: int = -1, faithful: Optional[bool] = None) -> List[Dict[str, Any]]:
     """Runs the model on feature files; returns one dict per video (see the module docstring).
 
     Args:
@@ -135,12 +136,15 @@ def detect(config: str, ckpt: str, features: Sequence[str], fps: Optional[float]
         device: e.g. 'cpu' or a GPU; None takes the config's devices (CPU without a GPU).
         epoch: with a folder, load ``epoch_<epoch>.pth.tar`` (default: the last one).
         topk: keep at most this many detections per video (default: the config's max_seg_num).
+        faithful: the original's procedure (None: the config's ``faithful`` key).
     """
     cfg = load_config(config)
+    procedure = procedure_from_config(cfg, faithful=faithful or None)
+    configure_process(procedure)
     if topk > 0:
         cfg["test_cfg"]["max_seg_num"] = topk
     dev = resolve_device(device, cfg["devices"])
-    model = make_meta_arch(cfg["model_name"], **cfg["model"]).to(dev)
+    model = make_meta_arch(cfg["model_name"], **cfg["model"], procedure=procedure).to(dev)
     load_model_weights(model, load_checkpoint(find_checkpoint(ckpt, epoch)), use_ema=True)
     model.eval()
 
@@ -181,10 +185,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--device", default="cpu", help="device (default: cpu)")
     p.add_argument("-epoch", type=int, default=-1, help="epoch to load from a folder")
     p.add_argument("-t", "--topk", type=int, default=-1, help="max detections per video")
+    p.add_argument("--faithful", action="store_true",
+                   help="the original's procedure (default: the config's 'faithful' key)")
     args = p.parse_args(argv)
     results = detect(args.config, args.ckpt, args.features, fps=args.fps,
                      duration=args.duration, device=args.device, epoch=args.epoch,
-                     topk=args.topk)
+                     topk=args.topk, faithful=args.faithful)
     text = json.dumps(results, indent=1)
     if args.out:
         tmp = args.out + ".tmp"

@@ -180,7 +180,9 @@ DEFAULTS: Dict[str, Any] = {
 # Keys that have no default but that the shipped configs set (dataset paths, output folder)
 # or that train.py reads when present (early_stop_epochs). They are accepted, not inserted.
 OPTIONAL_KEYS: Dict[str, Tuple[str, ...]] = {
-    "": ("output_folder",),
+    # 'faithful' is new: true selects the original's training procedure and arithmetic
+    # everywhere at once (libs/utils/procedure.py)
+    "": ("output_folder", "faithful"),
     "dataset": ("json_file", "feat_folder", "file_prefix", "file_ext"),
     # 'fused' is new: false restores the original's per-parameter optimizer loop
     "opt": ("early_stop_epochs", "fused"),
@@ -424,6 +426,7 @@ _TYPES: Dict[str, Tuple[Callable[[Any], bool], str]] = {
     "opt.schedule_gamma": (_is_num, "a number"),
     "opt.early_stop_epochs": (_is_int, "an integer"),
     "opt.fused": (lambda v: isinstance(v, bool), "true or false"),
+    "faithful": (lambda v: isinstance(v, bool), "true or false"),
     "train_cfg.padding": (lambda v: isinstance(v, str), "'minimal' or 'original'"),
     "test_cfg.padding": (lambda v: isinstance(v, str), "'minimal' or 'original'"),
 }
