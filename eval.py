@@ -6,9 +6,10 @@ the EMA weights are evaluated; ``--saveonly`` writes ``eval_results.pkl`` beside
 checkpoint instead of computing the mAP. New: ``--device``, ``--num-workers``, ``--eval-mode``
 (the official ActivityNet / EPIC / Ego4D metric definitions, docs/metrics.md); the checkpoint
 is read with ``weights_only=True`` onto the CPU; under ``torchrun`` every process infers a shard
-of the videos and rank 0 evaluates the gathered results (same mAP as one process); a damaged
-checkpoint, a bad config or bad data end with one ``error: ...`` line (``--debug`` shows the
-traceback).
+of the videos and rank 0 evaluates the gathered results (same mAP as one process);
+``--faithful`` (or ``faithful: true`` in the config) infers with the original's procedure
+(libs/utils/procedure.py); a damaged checkpoint, a bad config or bad data end with one
+``error: ...`` line (``--debug`` shows the traceback).
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from libs.engine.eval_loop import shard_indices
 from libs.modeling import make_meta_arch
 from libs.utils import comm, fix_random_seed, resolve_device
 from libs.utils.cli import run_main
+from libs.utils.procedure import configure_process, procedure_from_config
 
 DESCRIPTION = "Train a point-based transformer for action localization"
 
@@ -61,6 +63,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback of expected errors (also: "
                              "ACTIONFORMER_DEBUG=1)")
+    parser.add_argument("--faithful", action="store_true",
+                        help="the original's procedure and arithmetic (default: the config's "
+                             "'faithful' key, false)")
     return parser.parse_args(argv)
 
 
@@ -69,6 +74,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not os.path.isfile(args.config):
         raise ConfigError(f"Config file does not exist: {args.config}")
     cfg = load_config(args.config)
+    if args.faithful:
+        cfg["faithful"] = True
+    procedure = procedure_from_config(cfg)
+    configure_process(procedure)
     if len(cfg["val_split"]) == 0:
         raise ConfigError(f"{args.config}: val_split is empty; there is nothing to evaluate")
     ckpt_file = find_checkpoint(args.ckpt, args.epoch)
@@ -89,7 +98,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         shard = Subset(val_dataset, shard_indices(len(val_dataset)))
     val_loader = make_data_loader(shard, False, None, 1, num_workers)
 
-    model = make_meta_arch(cfg["model_name"], **cfg["model"]).to(device)
+    model = make_meta_arch(cfg["model_name"], **cfg["model"], procedure=procedure).to(device)
     if main_proc:
         print(f"=> loading checkpoint '{ckpt_file}'")
     checkpoint = load_checkpoint(ckpt_file)

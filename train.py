@@ -11,6 +11,8 @@ carry the optional ``loss_normalizer`` / ``rng_state`` keys that make a resume e
 ``torchrun --nproc_per_node=N train.py ...`` trains with DistributedDataParallel
 (docs/distributed.md): ``loader.batch_size`` is per process and the learning rate is
 multiplied by the number of processes (the original's ``len(devices)`` rule).
+``--faithful`` (or ``faithful: true`` in the config) trains with the original's procedure and
+arithmetic (libs/utils/procedure.py, docs/performance.md).
 """
 from __future__ import annotations
 
@@ -48,6 +50,7 @@ from libs.modeling import make_meta_arch  # noqa: E402
 from libs.utils import comm, fix_random_seed, resolve_device  # noqa: E402
 from libs.utils.cli import run_main  # noqa: E402
 from libs.utils.interrupt import FINISHED, SAVING, TRAINING, StopRequest  # noqa: E402
+from libs.utils.procedure import configure_process, procedure_from_config  # noqa: E402
 
 DESCRIPTION = "Train a point-based transformer for action localization"
 
@@ -71,6 +74,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback of expected errors (also: "
                              "ACTIONFORMER_DEBUG=1)")
+    parser.add_argument("--faithful", action="store_true",
+                        help="the original's training procedure and arithmetic (default: the "
+                             "config's 'faithful' key, false)")
     return parser.parse_args(argv)
 
 
@@ -101,6 +107,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not os.path.isfile(args.config):
         raise ConfigError(f"Config file does not exist: {args.config}")
     cfg = load_config(args.config)
+    if args.faithful:
+        cfg["faithful"] = True
+    procedure = procedure_from_config(cfg)
+    configure_process(procedure)
     device = resolve_device(args.device, cfg["devices"])
     comm.init_distributed(device)
     main_proc = comm.is_main_process()
@@ -129,18 +139,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     train_loader = build_train_loader(train_dataset, rng_generator,
                                       cfg["loader"]["batch_size"], cfg["loader"]["num_workers"])
 
-    model = make_meta_arch(cfg["model_name"], **cfg["model"]).to(device)
+    model = make_meta_arch(cfg["model_name"], **cfg["model"], procedure=procedure).to(device)
     global_num_pos = False
     if world > 1:
         global_num_pos = install_num_pos_reducer(model)
         model = DistributedDataParallel(
             model, device_ids=[device.index] if device.type != "cpu" else None)
-    optimizer = make_optimizer(model, cfg["opt"])
+    optimizer = make_optimizer(model, cfg["opt"], procedure=procedure)
     num_iters_per_epoch = len(train_loader)
     scheduler = make_scheduler(optimizer, cfg["opt"], num_iters_per_epoch)
     if main_proc:
         print("Using model EMA ...")
-    model_ema = ModelEma(model)
+    model_ema = ModelEma(model, foreach=procedure.foreach_ema)
 
     start_epoch, skip_iters, resume_rng = 0, 0, None
     if args.resume:
@@ -179,7 +189,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             print_freq=args.print_freq, max_epochs=max_epochs, should_stop=stop,
             skip_iters=skip_iters if epoch == start_epoch else 0,
             resume_rng=resume_rng if epoch == start_epoch else None,
-            generator=rng_generator, global_num_pos=global_num_pos)
+            generator=rng_generator, global_num_pos=global_num_pos,
+            clip_foreach=procedure.foreach_clip)
         extra = {"loss_normalizer": float(net.loss_normalizer)}
         if result["interrupted"]:
             extra.update(rng_state=epoch_rng, iteration=result["completed"],

@@ -5,7 +5,8 @@
   ``--json`` options and JSON output under the git-ignored ``benchmarks/results/``;
 * the real THUMOS14 lengths (``floor(duration * 30 / 4)`` feature steps: features at 30 fps,
   stride 4) and seeded synthetic videos;
-* the two training procedures every training benchmark compares, on the same inputs:
+* the training procedures every training benchmark compares, on the same inputs, each a
+  :class:`libs.utils.procedure.Procedure` (the switch train.py's ``--faithful`` selects):
 
   - ``faithful``: the original's procedure and arithmetic: every batch padded by the original
     rule (docs/reference.md §3.10), PyTorch's default (oneDNN) convolutions, the original's
@@ -44,8 +45,7 @@ from libs.engine.ema import ModelEma  # noqa: E402
 from libs.engine.lr_schedulers import make_scheduler  # noqa: E402
 from libs.engine.optim import make_optimizer  # noqa: E402
 from libs.engine.train_loop import train_step  # noqa: E402
-from libs.modeling.attention import LocalMaskedMHCA  # noqa: E402
-from libs.modeling.blocks import set_fast_kernels  # noqa: E402
+from libs.utils.procedure import FAST, Procedure, procedure_named  # noqa: E402
 
 SHARED = Path(os.environ.get("ACTIONFORMER_SHARED", ROOT.parent / "shared"))
 CONFORMANCE = ROOT / "tests" / "assets" / "conformance"  # the original's tiny model and data
@@ -132,60 +132,34 @@ def make_video(T: int, C: int, g: torch.Generator, num_classes: Optional[int] = 
 
 
 # ------------------------------------------------------------------------ training procedures
-def use_original_kernels(original: bool) -> None:
-    """Process-wide switches of libs.modeling: True = the original's operators and algorithms
-    (oneDNN dense convs, eight-operator LayerNorm, separate q / k / v, the overlapping-chunk
-    local attention), False = the defaults (libs/modeling/blocks.py, attention.py)."""
-    set_fast_kernels(not original)
-    LocalMaskedMHCA.attention_kernel = "chunked" if original else "banded"
-
-
-def _per_video_assignment(model: torch.nn.Module) -> None:
-    """Makes ``model`` assign labels one video at a time, as the original does."""
-    batched = model.label_points
-
-    def label_points(points, gt_segments, gt_labels):
-        outs = [batched(points, [s], [lab]) for s, lab in zip(gt_segments, gt_labels)]
-        return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
-
-    model.label_points = label_points
+def procedure_for(mode: str) -> Procedure:
+    """The :class:`libs.utils.procedure.Procedure` of a benchmark mode (module docstring)."""
+    if mode not in TRAIN_MODES:
+        raise ValueError(f"mode must be one of {TRAIN_MODES}, got {mode!r}")
+    if mode == "overhead":
+        return FAST.replace(name="overhead", train_padding="original",
+                            test_padding="original")
+    return procedure_named(mode)
 
 
 def build_procedure(base: torch.nn.Module, cfg: Mapping, mode: str, iters_per_epoch: int
                     ) -> Tuple[torch.nn.Module, Callable[[Sequence[Mapping]], torch.Tensor]]:
-    """(model copy, step function returning the detached final loss) for ``mode``."""
-    if mode not in TRAIN_MODES:
-        raise ValueError(f"mode must be one of {TRAIN_MODES}, got {mode!r}")
+    """(model copy, step function returning the detached final loss) for ``mode``, built
+    through the one procedure switch (the model's ``apply_procedure`` and the engine's
+    procedure arguments), as train.py does."""
+    procedure = procedure_for(mode)
     model = copy.deepcopy(base).train()
-    faithful = mode == "faithful"
-    model.train_padding = "minimal" if mode == "fast" else "original"
-    for head in (model.cls_head, model.reg_head):
-        head.fuse_levels = not faithful
-    optimizer = make_optimizer(model, cfg["opt"], fused=not faithful)
+    model.apply_procedure(procedure)
+    optimizer = make_optimizer(model, cfg["opt"], procedure=procedure)
     scheduler = make_scheduler(optimizer, cfg["opt"], iters_per_epoch)
-    ema = ModelEma(model, foreach=not faithful)
+    ema = ModelEma(model, foreach=procedure.foreach_ema)
     clip = cfg["train_cfg"]["clip_grad_l2norm"]
-    if not faithful:
-        def step(batch):
-            use_original_kernels(False)
-            return train_step(batch, model, optimizer, scheduler, ema, clip)["final_loss"].detach()
-        return model, step
 
-    _per_video_assignment(model)
-
-    def original_step(batch):
-        use_original_kernels(True)  # process-wide: set at every step (modes interleave)
-        optimizer.zero_grad(set_to_none=True)
-        losses = model(batch)
-        losses["final_loss"].backward()
-        if clip > 0.0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), clip, foreach=False)
-        optimizer.step()
-        scheduler.step()
-        ema.update(model)
-        use_original_kernels(False)
+    def step(batch):
+        losses = train_step(batch, model, optimizer, scheduler, ema, clip,
+                            clip_foreach=procedure.foreach_clip)
         return losses["final_loss"].detach()
-    return model, original_step
+    return model, step
 
 
 def run_epochs(base: torch.nn.Module, cfg: Mapping, batches: Sequence[Sequence[Mapping]],

@@ -8,7 +8,7 @@ lengths are the real THUMOS14 test lengths: ``floor(duration * 30 / 4)`` feature
 
 Modes: ``faithful`` = the original padding rule and the original's kernels (oneDNN dense
 convs, eight-operator LayerNorm, separate q / k / v, heads level by level:
-benchmarks/_common.use_original_kernels); ``fast`` = the defaults (minimal padding, fast
+libs/utils/procedure.FAITHFUL); ``fast`` = the defaults (minimal padding, fast
 kernels). Printed:
   * positions computed for all 212 videos under both rules (original: 579,456);
   * seconds for ``--videos`` of them (evenly spaced in length order; the scale is printed),
@@ -33,12 +33,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (ROOT, add_common_args, apply_threads, machine_line,  # noqa: E402
-                     make_video, matched_share, thumos_lengths, use_original_kernels,
+                     make_video, matched_share, procedure_for, thumos_lengths,
                      write_json)
 from libs.core import load_config  # noqa: E402
 from libs.modeling import make_meta_arch  # noqa: E402
 
-MODES = {"faithful": ("original", True), "fast": ("minimal", False)}  # padding, kernels
+MODES = ("faithful", "fast")
 
 
 def make_item(T: int, C: int, seed: int):
@@ -46,11 +46,7 @@ def make_item(T: int, C: int, seed: int):
 
 
 def set_mode(model, mode: str) -> None:
-    padding, original_kernels = MODES[mode]
-    model.padding = padding
-    use_original_kernels(original_kernels)
-    for head in (model.cls_head, model.reg_head):
-        head.fuse_levels = not original_kernels
+    model.apply_procedure(procedure_for(mode))
 
 
 def bf16_matmul_speedup(n: int = 256, repeats: int = 3) -> float:

@@ -49,3 +49,4 @@ def shared_data_path(relpath: str = "") -> Path:
         pytest.skip(f"real annotation files not found at {path} (set ACTIONFORMER_SHARED to "
                     f"the folder that holds data/)")
     return path
+

@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-SCRIPTS = ["bench_bf16.py", "bench_eval.py", "bench_extract.py", "bench_inference.py",
+SCRIPTS = ["bench_bf16.py", "bench_eval.py", "bench_extract.py", "bench_fidelity.py",
+           "bench_inference.py",
            "bench_model.py", "bench_nms.py", "bench_tiny.py", "bench_train.py"]
 
 
@@ -47,3 +48,12 @@ def test_extract_benchmark_compares_procedures_end_to_end(repo_root):
     for name in ("pipeline", "naive"):
         assert f"\n{name} " in proc.stdout
     assert "check: features identical in both procedures: yes" in proc.stdout
+
+
+def test_fidelity_benchmark_trains_and_evaluates_both_procedures(repo_root, conformance_dir):
+    proc = _run(repo_root, "benchmarks/bench_fidelity.py", "--configs", "tiny", "--seeds", "1",
+                "--epochs-scale", "tiny", timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    for mode in ("faithful", "fast"):
+        assert f"tiny seed 1 {mode}: average mAP " in proc.stdout
+    assert "tiny: faithful " in proc.stdout and "the seed spread" in proc.stdout

@@ -45,6 +45,7 @@ from libs.engine import find_checkpoint, load_checkpoint, load_model_weights  # 
 from libs.modeling import make_meta_arch  # noqa: E402
 from libs.modeling.windowed import detect_video  # noqa: E402
 from libs.utils import resolve_device  # noqa: E402
+from libs.utils.procedure import configure_process, procedure_from_config  # noqa: E402
 
 FEATURE_EXTS = (".npy", ".npz", ".pt")
 
@@ -128,7 +129,8 @@ def make_item(feats: np.ndarray, video_id: str, cfg: Dict[str, Any], fps: Option
 @torch.no_grad()
 def detect(config: str, ckpt: str, features: Sequence[str], fps: Optional[float] = None,
            duration: Optional[float] = None, device: Optional[str] = "cpu", epoch: int = -1,
-           topk: int = -1, window: Optional[int] = None) -> List[Dict[str, Any]]:
+           topk: int = -1, window: Optional[int] = None,
+           faithful: Optional[bool] = None) -> List[Dict[str, Any]]:
     """Runs the model on feature files; returns one dict per video (see the module docstring).
 
     Args:
@@ -142,12 +144,15 @@ def detect(config: str, ckpt: str, features: Sequence[str], fps: Optional[float]
         window: grid steps per window for videos decoded in overlapping windows (default:
             only videos longer than the model's point buffers, in the longest windows the
             buffers take; libs/modeling/windowed.py). A value forces windows on every video.
+        faithful: the original's procedure (None: the config's ``faithful`` key).
     """
     cfg = load_config(config)
+    procedure = procedure_from_config(cfg, faithful=faithful or None)
+    configure_process(procedure)
     if topk > 0:
         cfg["test_cfg"]["max_seg_num"] = topk
     dev = resolve_device(device, cfg["devices"])
-    model = make_meta_arch(cfg["model_name"], **cfg["model"]).to(dev)
+    model = make_meta_arch(cfg["model_name"], **cfg["model"], procedure=procedure).to(dev)
     load_model_weights(model, load_checkpoint(find_checkpoint(ckpt, epoch)), use_ema=True)
     model.eval()
 
@@ -193,10 +198,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--window", type=int, default=None,
                    help="decode in overlapping windows of this many feature steps (default: "
                         "only videos longer than the model's buffers, automatically)")
+    p.add_argument("--faithful", action="store_true",
+                   help="the original's procedure (default: the config's 'faithful' key)")
     args = p.parse_args(argv)
     results = detect(args.config, args.ckpt, args.features, fps=args.fps,
                      duration=args.duration, device=args.device, epoch=args.epoch,
-                     topk=args.topk, window=args.window)
+                     topk=args.topk, window=args.window, faithful=args.faithful)
     text = json.dumps(results, indent=1)
     if args.out:
         tmp = args.out + ".tmp"

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from libs.modeling import AffineDropPath, LayerNorm, MaskedConv1D, Scale
+from libs.utils.procedure import Procedure
 
 from .wrapping import unwrap_model as _unwrap
 
@@ -81,7 +82,8 @@ def split_decay_params(model: nn.Module) -> Tuple[List[str], List[str]]:
 
 
 def make_optimizer(model: nn.Module, optimizer_config: Mapping,
-                   fused: Optional[bool] = None) -> torch.optim.Optimizer:
+                   fused: Optional[bool] = None,
+                   procedure: Optional[Procedure] = None) -> torch.optim.Optimizer:
     """Builds the optimizer of the ``opt`` config section.
 
     Args:
@@ -91,6 +93,8 @@ def make_optimizer(model: nn.Module, optimizer_config: Mapping,
         fused: overrides ``optimizer_config['fused']`` (default True): use PyTorch's fused
             kernel where the parameters' device has one (else the per-parameter loop, with a
             warning when it was asked for explicitly).
+        procedure: when given (and ``fused`` is None), its ``fused_optimizer`` decides
+            (libs/utils/procedure.py; ``procedure_from_config`` already reads ``opt.fused``).
 
     Raises:
         TypeError: unsupported optimizer type (the original's message).
@@ -111,6 +115,8 @@ def make_optimizer(model: nn.Module, optimizer_config: Mapping,
     else:
         raise TypeError("Unsupported optimizer!")
     explicit = fused is not None or "fused" in optimizer_config
+    if fused is None and procedure is not None:
+        fused = procedure.fused_optimizer
     if fused is None:
         fused = bool(optimizer_config.get("fused", True))
     if fused:

@@ -60,11 +60,14 @@ def install_num_pos_reducer(model: nn.Module) -> bool:
     return True
 
 
-def clip_grad_norm(parameters, max_norm: float) -> torch.Tensor:
+def clip_grad_norm(parameters, max_norm: float, foreach: bool = True) -> torch.Tensor:
     """``clip_grad_norm_`` with the foreach kernels where the device has them (PyTorch uses
     them by default only on accelerators): the same per-tensor norms, total norm and scaling
-    as the per-tensor loop, bit for bit (tested), in one call each."""
+    as the per-tensor loop, bit for bit (tested), in one call each. ``foreach=False``: PyTorch's
+    default (the original's call; the per-tensor loop on the CPU)."""
     parameters = [p for p in parameters if p.grad is not None]
+    if not foreach:
+        return torch.nn.utils.clip_grad_norm_(parameters, max_norm)
     try:
         return torch.nn.utils.clip_grad_norm_(parameters, max_norm, foreach=True)
     except RuntimeError:  # raised before any gradient is touched
@@ -123,8 +126,9 @@ class NonFiniteWatch:
 def train_step(video_list: Sequence[Mapping], model: nn.Module,
                optimizer: torch.optim.Optimizer, scheduler: Any,
                model_ema: Optional[nn.Module] = None, clip_grad_l2norm: float = -1,
-               grad_scale: float = 1.0) -> Dict[str, torch.Tensor]:
-    """One optimisation step on a batch (a list of video dicts); returns the loss dict."""
+               grad_scale: float = 1.0, clip_foreach: bool = True) -> Dict[str, torch.Tensor]:
+    """One optimisation step on a batch (a list of video dicts); returns the loss dict.
+    ``clip_foreach``: see :func:`clip_grad_norm` (the procedure's ``foreach_clip``)."""
     optimizer.zero_grad(set_to_none=True)
     losses = model(video_list)
     if grad_scale == 1.0:
@@ -132,7 +136,7 @@ def train_step(video_list: Sequence[Mapping], model: nn.Module,
     else:
         (losses["final_loss"] * grad_scale).backward()
     if clip_grad_l2norm > 0.0:
-        clip_grad_norm(model.parameters(), clip_grad_l2norm)
+        clip_grad_norm(model.parameters(), clip_grad_l2norm, foreach=clip_foreach)
     optimizer.step()
     scheduler.step()
     if model_ema is not None:
@@ -188,7 +192,8 @@ def train_one_epoch(train_loader: Any, model: nn.Module, optimizer: torch.optim.
                     should_stop: Optional[Callable[[], bool]] = None, skip_iters: int = 0,
                     resume_rng: Optional[Mapping[str, Any]] = None,
                     generator: Optional[torch.Generator] = None,
-                    global_num_pos: bool = False) -> EpochResult:
+                    global_num_pos: bool = False,
+                    clip_foreach: bool = True) -> EpochResult:
     """Trains one epoch.
 
     Args:
@@ -207,6 +212,7 @@ def train_one_epoch(train_loader: Any, model: nn.Module, optimizer: torch.optim.
         resume_rng: RNG state at the interruption (see checkpoint.py).
         generator: the loader's generator (restored with ``resume_rng``).
         global_num_pos: the model sums the positive count over processes (see module doc).
+        clip_foreach: foreach gradient clipping (the procedure's ``foreach_clip``).
 
     Returns:
         :class:`EpochResult` with ``completed`` (iterations done in this epoch, including the
@@ -239,7 +245,7 @@ def train_one_epoch(train_loader: Any, model: nn.Module, optimizer: torch.optim.
                 restore_rng_state(resume_rng, generator)
             continue
         losses = train_step(video_list, model, optimizer, scheduler, model_ema,
-                            clip_grad_l2norm, grad_scale)
+                            clip_grad_l2norm, grad_scale, clip_foreach=clip_foreach)
         watch.update(losses, it, video_list)
         completed = it + 1
         if it != 0 and it % print_freq == 0:

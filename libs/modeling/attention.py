@@ -22,7 +22,7 @@ When the three depthwise convs have the same kernel and stride (every shipped co
 as one grouped conv with three outputs per channel, one LayerNorm kernel normalises the three
 results (each with its own weight and bias) and one batched matrix product applies the three
 1x1 projections: ~10 fewer operator calls per block in each direction. Large inputs (and
-``blocks.set_fast_kernels(False)``) keep the three separate paths.
+``fast_kernels = False``, set by the faithful procedure) keep the three separate paths.
 """
 from __future__ import annotations
 
@@ -303,9 +303,12 @@ class MaskedMHCA(nn.Module):
         self.proj_drop = nn.Dropout(proj_pdrop)
         self.proj = Conv1d(C, C, 1)
 
+    # None: the module default of blocks.set_fast_kernels; set by the model's procedure
+    fast_kernels = None
+
     def _can_fuse_qkv(self, x: torch.Tensor) -> bool:
         convs = (self.query_conv.conv, self.key_conv.conv, self.value_conv.conv)
-        return (use_fast_kernel(3 * x.numel())
+        return (use_fast_kernel(3 * x.numel(), enabled=self.fast_kernels)
                 and len({(c.kernel_size, c.stride, c.padding) for c in convs}) == 1
                 and all(c.bias is None for c in convs))
 
@@ -377,8 +380,8 @@ class LocalMaskedMHCA(MaskedMHCA):
     # divisibility; the model switches the check off only while it runs its exact minimal
     # padding (meta_archs.PtTransformer.forward_features), never for the original rule.
     check_length_divisible = True
-    # 'banded' (local_window_attention) or 'chunked' (the original's algorithm, the reference
-    # of the benchmarks' faithful mode; needs the original padding)
+    # 'banded' (local_window_attention) or 'chunked' (the original's algorithm, used by the
+    # faithful procedure; needs the original padding). Set per instance by the procedure.
     attention_kernel = "banded"
 
     def __init__(self, n_embd: int, n_head: int, window_size: int, n_qx_stride: int = 1,

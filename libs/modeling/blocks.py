@@ -25,8 +25,10 @@ are plain PyTorch operators on any device):
 On large inputs (the full-size models) these kernels measured no faster or slower inside the
 network, so the original operators run there, with one exception: 1x1 convolutions of any
 size run as one batched matrix product (``baddbmm``), 2-3 % faster than oneDNN for the full
-THUMOS model's forward and backward. ``set_fast_kernels(False)`` restores the original
-operators everywhere (the benchmarks' faithful mode).
+THUMOS model's forward and backward. The model's procedure (``libs/utils/procedure.py``,
+``Procedure.fast_kernels``) sets the ``fast_kernels`` attribute of every such layer; False
+restores the original operators (the faithful procedure). A layer whose attribute is None
+follows the module-wide default of ``set_fast_kernels`` (kept for old callers).
 """
 from __future__ import annotations
 
@@ -60,9 +62,13 @@ def fast_kernels_enabled() -> bool:
     return _fast_kernels
 
 
-def use_fast_kernel(*numels: int) -> bool:
-    """True when the fast kernels are on and every given element count is small."""
-    return _fast_kernels and max(numels) <= FAST_KERNEL_MAX_NUMEL
+def use_fast_kernel(*numels: int, enabled: Optional[bool] = None) -> bool:
+    """True when the fast kernels are on and every given element count is small.
+
+    ``enabled``: the calling layer's ``fast_kernels`` attribute (None: the module default).
+    """
+    on = _fast_kernels if enabled is None else enabled
+    return on and max(numels) <= FAST_KERNEL_MAX_NUMEL
 
 
 class _OneDnnOff:
@@ -105,10 +111,15 @@ class Conv1d(nn.Conv1d):
 
     Same constructor, parameters and state_dict as ``nn.Conv1d``; only ``zeros`` padding and
     integer stride / padding / dilation are routed (anything else uses ``nn.Conv1d``).
+    ``fast_kernels`` (None: the module default; False: always ``nn.Conv1d``) is set by the
+    model's procedure.
     """
 
+    fast_kernels: Optional[bool] = None
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (not _fast_kernels or self.groups != 1 or x.device.type != "cpu" or x.dim() != 3
+        fast = _fast_kernels if self.fast_kernels is None else self.fast_kernels
+        if (not fast or self.groups != 1 or x.device.type != "cpu" or x.dim() != 3
                 or x.dtype != torch.float32 or self.weight.dtype != torch.float32
                 or self.padding_mode != "zeros" or isinstance(self.padding, str)
                 or torch.is_autocast_enabled("cpu")):
@@ -119,7 +130,8 @@ class Conv1d(nn.Conv1d):
             if self.bias is None:
                 return torch.bmm(weight, x)
             return torch.baddbmm(self.bias.view(1, -1, 1), weight, x)
-        if not use_fast_kernel(x.numel(), x.shape[0] * self.out_channels * x.shape[-1]):
+        if not use_fast_kernel(x.numel(), x.shape[0] * self.out_channels * x.shape[-1],
+                               enabled=fast):
             return super().forward(x)
         stride, padding, dilation = self.stride[0], self.padding[0], self.dilation[0]
         if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad or (
@@ -181,8 +193,11 @@ class LayerNorm(nn.Module):
     ``F.layer_norm`` kernel on the (B, T, C) view instead of the original's eight elementwise
     operators (and about fifteen in the backward pass); the result agrees to float rounding
     (the kernel accumulates the mean and variance in another order: ~1e-7 relative, tested).
-    A zero column still becomes exactly ``bias``.
+    A zero column still becomes exactly ``bias``. ``fast_kernels`` (None: the module default;
+    False: always the original's operators) is set by the model's procedure.
     """
+
+    fast_kernels: Optional[bool] = None
 
     def __init__(self, num_channels: int, eps: float = 1e-5, affine: bool = True,
                  device=None, dtype=None) -> None:
@@ -201,7 +216,7 @@ class LayerNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x (B, C, T). Returns: (B, C, T) normalised over C."""
         assert x.dim() == 3 and x.shape[1] == self.num_channels
-        if use_fast_kernel(x.numel()):
+        if use_fast_kernel(x.numel(), enabled=self.fast_kernels):
             weight = self.weight.view(-1) if self.affine else None
             bias = self.bias.view(-1) if self.affine else None
             return F.layer_norm(x.transpose(1, 2), (self.num_channels,), weight, bias,

@@ -29,13 +29,14 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import torch
 from torch import nn
 
-from libs.utils.device import enlarge_onednn_primitive_cache
+from libs.utils.procedure import FAST, Procedure
 
 from .assigner import label_points
 from .attention import LocalMaskedMHCA
 from .decoding import inference_single_video, postprocess_video
 from .heads import PtTransformerClsHead, PtTransformerRegHead
 from .losses import ctr_diou_loss_1d, sigmoid_focal_loss
+from .scripted_losses import scripted_losses
 from .padding import (check_padding_mode, minimal_padded_length,
                       original_padded_length)
 from .registry import META_ARCHS, make_backbone, make_generator, make_neck
@@ -179,6 +180,10 @@ class PtTransformer(nn.Module):
         num_classes: K.
         train_cfg, test_cfg: the config sections of the same names. ``test_cfg.padding``
             ('minimal', the default, or 'original') selects the padding rule of ``forward``.
+        procedure: optional :class:`libs.utils.procedure.Procedure` (new): which
+            implementation every procedure-dependent layer uses (``FAITHFUL``: the
+            original's arithmetic; default: ``FAST`` with the config's padding keys). See
+            :meth:`apply_procedure`.
 
     Attributes that switch speed-ups (docs/performance.md):
         padding: 'minimal' | 'original' (training and inference through ``forward``).
@@ -193,7 +198,7 @@ class PtTransformer(nn.Module):
                  regression_range: Sequence[Sequence[float]], head_num_layers: int,
                  head_kernel_size: int, head_with_ln: bool, use_abs_pe: bool,
                  use_rel_pe: bool, num_classes: int, train_cfg: Mapping,
-                 test_cfg: Mapping) -> None:
+                 test_cfg: Mapping, procedure: Optional[Procedure] = None) -> None:
         super().__init__()
         self.fpn_strides = [scale_factor ** i
                             for i in range(fpn_start_level, backbone_arch[-1] + 1)]
@@ -222,11 +227,12 @@ class PtTransformer(nn.Module):
         self.test_settings = TestSettings.from_cfg(test_cfg)
         # training and inference pad minimally by default (exact, padding.py; the original
         # rule where it is not exact); train_cfg / test_cfg 'padding: original' switch back.
-        # Every batch may then have a length of its own: let the CPU conv library keep the
-        # kernels it plans for each (device.py)
+        # (The entry points enlarge the CPU conv library's kernel cache for the many lengths
+        # this gives: libs/utils/procedure.configure_process.)
         self.padding = test_cfg.get("padding", "minimal")
         self.train_padding = train_cfg.get("padding", "minimal")
-        enlarge_onednn_primitive_cache()
+        self.batched_assignment = True
+        self.scripted_losses = False
         self.bf16_inference = False
         # what the minimal padding rule needs to know (padding.py): pyramid levels, how far
         # past a valid position any operator reads (kernel // 2 of the embedding and head
@@ -281,6 +287,28 @@ class PtTransformer(nn.Module):
         # DDP, so that N processes x B videos normalise like one process x N*B videos).
         # None: the count of this process only, as the original.
         self.num_pos_reducer = None
+        if procedure is None:
+            procedure = FAST.replace(train_padding=self.train_padding,
+                                     test_padding=self.padding)
+        self.apply_procedure(procedure)
+
+    def apply_procedure(self, procedure: Procedure) -> None:
+        """Makes every procedure-dependent part follow ``procedure`` (libs/utils/procedure.py):
+        padding rules, kernels of every layer, the local attention algorithm, fused or
+        per-level heads, batched or per-video label assignment, eager or scripted losses.
+        Only this model's attributes change (nothing process-wide)."""
+        self.procedure = procedure
+        self.train_padding = procedure.train_padding
+        self.padding = procedure.test_padding
+        self.batched_assignment = procedure.batched_assignment
+        self.scripted_losses = procedure.scripted_losses
+        for module in self.modules():
+            if hasattr(type(module), "fast_kernels"):
+                module.fast_kernels = procedure.fast_kernels
+            if isinstance(module, LocalMaskedMHCA):
+                module.attention_kernel = procedure.attention_kernel
+        for head in (self.cls_head, self.reg_head):
+            head.fuse_levels = procedure.fuse_head_levels
 
     @property
     def device(self) -> torch.device:
@@ -430,10 +458,15 @@ class PtTransformer(nn.Module):
     # -------------------------------------------------------------------------- training
     def label_points(self, points: Sequence[torch.Tensor], gt_segments: Sequence[torch.Tensor],
                      gt_labels: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Targets (B, F, K) and (B, F, 2) for the concatenated points (see assigner.py)."""
-        return label_points(points, gt_segments, gt_labels, self.num_classes,
-                            self.train_settings.center_sample,
-                            self.train_settings.center_sample_radius)
+        """Targets (B, F, K) and (B, F, 2) for the concatenated points (see assigner.py);
+        video by video when ``batched_assignment`` is off (the original's loop)."""
+        settings = (self.num_classes, self.train_settings.center_sample,
+                    self.train_settings.center_sample_radius)
+        if self.batched_assignment:
+            return label_points(points, gt_segments, gt_labels, *settings)
+        outs = [label_points(points, [seg], [lab], *settings)
+                for seg, lab in zip(gt_segments, gt_labels)]
+        return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
 
     def losses(self, fpn_masks: Sequence[torch.Tensor], out_cls_logits: Sequence[torch.Tensor],
                out_offsets: Sequence[torch.Tensor], gt_cls_labels: torch.Tensor,
@@ -470,14 +503,20 @@ class PtTransformer(nn.Module):
         gt_target = gt_cls[valid_mask]
         gt_target = gt_target * (1 - smoothing)
         gt_target = gt_target + smoothing / (self.num_classes + 1)
-        cls_loss = sigmoid_focal_loss(torch.cat(list(out_cls_logits), dim=1)[valid_mask],
-                                      gt_target, reduction="sum")
+        focal_loss, diou_loss = (scripted_losses() if self.scripted_losses
+                                 else (sigmoid_focal_loss, ctr_diou_loss_1d))
+        cls_loss = focal_loss(torch.cat(list(out_cls_logits), dim=1)[valid_mask],
+                              gt_target, reduction="sum")
         cls_loss = cls_loss / normalizer
 
         # without positives the sum is over nothing: 0 / normalizer = 0, the original's
-        # 0 * sum(pred_offsets[pos]) (no branch, hence no host sync on the count)
-        reg_loss = ctr_diou_loss_1d(pred_offsets, gt_offsets, reduction="sum")
-        reg_loss = reg_loss / normalizer
+        # 0 * sum(pred_offsets[pos]) (no branch, hence no host sync on the count), except in
+        # the faithful procedure, which takes the original's branch
+        if self.scripted_losses and pred_offsets.shape[0] == 0:
+            reg_loss = 0 * pred_offsets.sum()  # the original's branch
+        else:
+            reg_loss = diou_loss(pred_offsets, gt_offsets, reduction="sum")
+            reg_loss = reg_loss / normalizer
 
         if self.train_settings.loss_weight > 0:
             loss_weight = self.train_settings.loss_weight
@@ -491,8 +530,10 @@ class PtTransformer(nn.Module):
     def _update_loss_normalizer(self, num_pos: torch.Tensor) -> None:
         """``norm <- 0.9 * norm + 0.1 * max(num_pos, 1)`` (REFERENCE §4.2 step 2)."""
         momentum = self.loss_normalizer_momentum
-        if self.num_pos_reducer is not None or num_pos.device.type == "mps":
-            # DDP sums Python numbers over processes (and MPS has no float64): float path
+        if (self.num_pos_reducer is not None or num_pos.device.type == "mps"
+                or self.scripted_losses):
+            # DDP sums Python numbers over processes (and MPS has no float64); the faithful
+            # procedure reads the count back as the original: float path
             count = int(num_pos.item())
             norm_pos = count if self.num_pos_reducer is None else self.num_pos_reducer(count)
             self._loss_normalizer = (momentum * self.loss_normalizer
