@@ -1,6 +1,6 @@
 """Evaluate ActionFormer: ``python eval.py CONFIG CKPT [-epoch N] [-t K] [--saveonly] [-p N]``.
 
-As the original (REFERENCE.md §7.8): ``CKPT`` is a ``*.pth.tar`` file or an experiment folder
+As the original (docs/reference.md §7.8): ``CKPT`` is a ``*.pth.tar`` file or an experiment folder
 (then ``epoch_<N>.pth.tar`` with ``-epoch N``, else the lexicographically last ``*.pth.tar``);
 the EMA weights are evaluated; ``--saveonly`` writes ``eval_results.pkl`` beside the
 checkpoint instead of computing the mAP. New: ``--device``, ``--num-workers``, ``--eval-mode``

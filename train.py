@@ -1,7 +1,7 @@
 """Train ActionFormer: ``python train.py CONFIG [-p N] [-c N] [--output NAME] [--resume FILE]``.
 
 The command line, folder naming, printed messages, checkpoint files and TensorBoard tags are
-the original's (REFERENCE.md §7.1). New: ``--device`` (beats the config's ``devices``; a CUDA
+the original's (docs/reference.md §7.1). New: ``--device`` (beats the config's ``devices``; a CUDA
 request without a GPU falls back to the CPU), ``--num-workers``, ``config.yaml`` beside
 ``config.txt``, a missing ``--resume`` file is an error, a non-finite loss stops training with
 an error naming the step and its videos, SIGINT / SIGTERM at any moment either save

@@ -2,7 +2,7 @@
 
 Prints Python, PyTorch (and its CUDA build / visible GPUs), NumPy, pandas and the other
 dependencies, whether the optional C++ NMS extension ``libs.ops._C`` is built, and which NMS
-backend is active (``ACTIONFORMER_NMS_BACKEND``). STYLE.md §3.9; REFERENCE.md §9 item 2 (the
+backend is active (``ACTIONFORMER_NMS_BACKEND``). STYLE.md §3.9; docs/reference.md §9 item 2 (the
 original crashed at import without its compiled NMS; here the PyTorch fallback is reported).
 
 It sits at the top of the package (outside the layered sub-packages) because it reports on

@@ -11,22 +11,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 import check_citations as cc  # noqa: E402
 
-MERGE_OWNED = ("libs/", "train.py", "eval.py")  # other branches edit them; rewritten at merge
 SECTIONS = {"1", "3", "3.10", "3.12", "6.2", "6.4", "E"}
 
 
-def _files(merge_owned: bool):
-    return [p for p in cc.repo_files(ROOT)
-            if p.as_posix().startswith(MERGE_OWNED) == merge_owned]
-
-
-def test_no_old_citation_outside_libs():
-    assert cc.check(ROOT, _files(False), sections=False) == []
-
-
-@pytest.mark.xfail(strict=False, reason="rewritten at merge")
-def test_no_old_citation_in_libs_train_eval():
-    assert cc.check(ROOT, _files(True), sections=False) == []
+def test_no_old_citation_anywhere():
+    assert cc.check(ROOT, cc.repo_files(ROOT), sections=False) == []
 
 
 def test_every_cited_section_exists():

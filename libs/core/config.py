@@ -1,6 +1,6 @@
 """Configuration: YAML loading with the original merge rules, derived keys, saving.
 
-Behaviour follows the original's ``libs/core/config.py`` (REFERENCE.md §1):
+Behaviour follows the original's ``libs/core/config.py`` (docs/reference.md §1):
 
 * ``DEFAULTS`` holds the same keys and values (tuples where the original has tuples); it is
   built from the one declarative table of keys in :mod:`libs.core.schema`;
@@ -69,7 +69,7 @@ def _merge(src: Dict[str, Any], dst: Dict[str, Any]) -> None:
 
 
 def derive_keys(cfg: Dict[str, Any]) -> Dict[str, Any]:
-    """Fills the derived keys of REFERENCE.md §1.3 in place and returns ``cfg``.
+    """Fills the derived keys of docs/reference.md §1.3 in place and returns ``cfg``.
 
     ``model.input_dim / num_classes / max_seq_len`` are copied from ``dataset``;
     ``model.train_cfg`` and ``model.test_cfg`` are set to the ``train_cfg`` and ``test_cfg``

@@ -1,6 +1,7 @@
 """The config schema: every key with its default, type, choices, range and meaning, in one table.
 
-``DEFAULTS`` (the original's ``libs/core/config.py`` values, REFERENCE.md §1.1; tuples where the
+``DEFAULTS`` (the original's ``libs/core/config.py`` values, docs/reference.md §1.1; tuples where
+the
 original has tuples) is built from this table, as are the lists of optional keys, types and
 choices that validate.py checks. Keys are dotted (``section.key``) in the original's order.
 """
@@ -162,8 +163,8 @@ SCHEMA: Dict[str, Key] = {
     "test_cfg.ext_score_file": _k(None, optional(is_str), "a file path or ~"),
     "test_cfg.voting_thresh": _k(0.75, is_num, "a number (<= 0 disables voting)"),
     "test_cfg.padding": _opt(is_str, "'minimal' or 'original'", "padding rule of an inference "
-                             "forward (new; REFERENCE §3.10 is 'original')", absent="minimal",
-                             choices=_PADDING),
+                             "forward (new; docs/reference.md §3.10 is 'original')",
+                             absent="minimal", choices=_PADDING),
     # opt (optimizer and schedule)
     "opt.type": _choice("AdamW", ("AdamW", "SGD"), "'AdamW' or 'SGD'"),
     "opt.momentum": _k(0.9, is_num, NUM),

@@ -196,7 +196,7 @@ def validate_config(cfg: Mapping[str, Any], source: str = "<config>") -> None:
 
 
 def max_div_factor(model_cfg: Mapping[str, Any]) -> int:
-    """The number every inference input length is padded to a multiple of (REFERENCE §3.10).
+    """The number every inference input length is padded to a multiple of (docs/reference.md §3.10).
 
     For each pyramid level ``l`` (stride ``s = scale_factor**l``) with window ``w``: ``w > 1``
     needs ``s * 2 * (w // 2)``, global attention needs ``s``; the factor is the maximum.

@@ -1,4 +1,4 @@
-"""Data sets: THUMOS14, ActivityNet 1.3, EPIC-Kitchens 100, Ego4D (REFERENCE.md §2).
+"""Data sets: THUMOS14, ActivityNet 1.3, EPIC-Kitchens 100, Ego4D (docs/reference.md §2).
 
 Importing the package registers the four dataset classes (``thumos``, ``anet``, ``epic``,
 ``ego4d``) in ``DATASETS``.

@@ -1,4 +1,4 @@
-"""ActivityNet 1.3 (registry name ``anet``; REFERENCE.md §2.2–§2.5).
+"""ActivityNet 1.3 (registry name ``anet``; docs/reference.md §2.2–§2.5).
 
 Differs from the base:
 
@@ -40,7 +40,7 @@ __all__ = ["ActivityNetDataset", "anet_feature_grid", "resize_features"]
 def anet_feature_grid(feats: np.ndarray, feat_stride: float, num_frames: float,
                       downsample_rate: int, max_seq_len: int, force_upsampling: bool,
                       duration: float, fps: float, video_id: str = "?"):
-    """The three ActivityNet grid cases (REFERENCE §2.5).
+    """The three ActivityNet grid cases (docs/reference.md §2.5).
 
     Args:
         feats: (T, C) features as loaded.

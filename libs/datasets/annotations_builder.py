@@ -1,7 +1,8 @@
 """A plain label table (CSV) + a folder of videos -> the annotation JSON the loaders read.
 
-Owns ``tools/make_annotations.py``'s logic (docs/own_videos.md). Output format: REFERENCE
-§2.3 (``database`` -> video id -> ``subset``, ``duration``, ``fps``, ``annotations``
+Owns ``tools/make_annotations.py``'s logic (docs/own_videos.md). Output format:
+docs/reference.md §2.3 (``database`` -> video id -> ``subset``, ``duration``, ``fps``,
+``annotations``
 [{``label``, ``label_id``, ``segment``}]). Rules, all stated in the docs:
 
 * table: CSV with a header row naming the columns ``video, start, end, label`` and optionally

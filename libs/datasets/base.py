@@ -1,4 +1,4 @@
-"""What the four dataset classes share (REFERENCE.md §2.2–§2.6).
+"""What the four dataset classes share (docs/reference.md §2.2–§2.6).
 
 :class:`FeatureDataset` reads the ActivityNet-style annotation JSON, builds the label
 dictionary, selects the videos of the requested split, loads one feature file per video and
@@ -10,7 +10,7 @@ Items are identical to the original's for the same files and seeds. What is new 
 (cheap: file existence at construction, shape / finiteness of the array already loaded):
 a missing file, a malformed JSON, an empty split, a label id outside ``num_classes``,
 features of the wrong width, stored transposed (C x T), with zero steps or non-finite values
-raise an error naming the file or video and what was expected (REFERENCE §9 items 23, 24).
+raise an error naming the file or video and what was expected (docs/reference.md §9 items 23, 24).
 The annotation consistency rules (one label with two ids, end <= start, malformed entries:
 refused; segments before 0 s or past the duration: one warning per rule) are the shared ones
 of validation.py, applied before anything is built; feature files are read with
@@ -69,7 +69,8 @@ def read_annotation_json(json_file: str) -> Dict[str, Any]:
 class FeatureDataset(Dataset):
     """Base class: one annotation JSON, one feature file (or one per folder) per video.
 
-    Constructor arguments are the original's (REFERENCE §2.2), passed as ``**cfg['dataset']``.
+    Constructor arguments are the original's (docs/reference.md §2.2), passed as
+    ``**cfg['dataset']``.
 
     Args:
         is_training: training items are cropped by :func:`truncate_feats`.
@@ -317,7 +318,7 @@ class FeatureDataset(Dataset):
         video = self.data_list[idx]
         feats = self.load_features(video["id"])
         # temporal subsampling, then the grid: feature i is centred at frame
-        # i * stride + num_frames / 2 (REFERENCE §2.5)
+        # i * stride + num_frames / 2 (docs/reference.md §2.5)
         feats = feats[::self.downsample_rate, :]
         feat_stride = self.feat_stride * self.downsample_rate
         feat_offset = 0.5 * self.num_frames / feat_stride

@@ -1,4 +1,4 @@
-"""Batch collation, worker seeding and training-time truncation (REFERENCE.md §2.7, §2.8).
+"""Batch collation, worker seeding and training-time truncation (docs/reference.md §2.7, §2.8).
 
 ``truncate_feats`` draws from Python's ``random`` module in exactly the original's order
 (``randint`` for the crop length, then one ``randint`` per trial window), so a seeded run crops

@@ -1,10 +1,10 @@
-"""Dataset registry, ``make_dataset`` and ``make_data_loader`` (REFERENCE.md §2.1, §2.8).
+"""Dataset registry, ``make_dataset`` and ``make_data_loader`` (docs/reference.md §2.1, §2.8).
 
 Registered names (frozen): ``thumos``, ``anet``, ``epic``, ``ego4d``.
 
 ``make_data_loader`` keeps the original's settings (list-of-dicts batches, worker seeding,
 shuffle and ``drop_last`` when training, the caller's generator) and adds what the original
-could not do (REFERENCE §9 item 5): ``num_workers=0`` (``persistent_workers`` only with
+could not do (docs/reference.md §9 item 5): ``num_workers=0`` (``persistent_workers`` only with
 workers), and sharding under torchrun (``distributed=True`` builds a ``DistributedSampler``;
 ``sampler=`` takes any other sampler).
 """

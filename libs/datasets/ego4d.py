@@ -1,4 +1,4 @@
-"""Ego4D Moment Queries (registry name ``ego4d``; REFERENCE.md §2.2–§2.5).
+"""Ego4D Moment Queries (registry name ``ego4d``; docs/reference.md §2.2–§2.5).
 
 Differs from the base: ``feat_folder`` may be a list of folders whose per-video features are
 concatenated along channels (in folder order; all must have the same length); a video is kept

@@ -1,4 +1,4 @@
-"""EPIC-Kitchens 100 (registry name ``epic``; REFERENCE.md §2.2–§2.5).
+"""EPIC-Kitchens 100 (registry name ``epic``; docs/reference.md §2.2–§2.5).
 
 Differs from the base: features are ``.npz`` files holding the array ``feats``; the class
 count may be smaller than ``num_classes`` and the classes without annotations are reported as

@@ -1,4 +1,4 @@
-"""THUMOS14 (registry name ``thumos``; REFERENCE.md §2.2–§2.5).
+"""THUMOS14 (registry name ``thumos``; docs/reference.md §2.2–§2.5).
 
 Everything is the base's: ``.npy`` (T, C) features, ``len(label_dict) == num_classes``, and
 videos without a feature file are skipped (as the original: the THUMOS14 feature release lacks

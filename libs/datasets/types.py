@@ -1,4 +1,4 @@
-"""The per-video contracts of the data sets (REFERENCE.md §2.3, §2.6).
+"""The per-video contracts of the data sets (docs/reference.md §2.3, §2.6).
 
 ``VideoRecord`` is what a dataset keeps per selected video after reading the annotation JSON
 (seconds); ``VideoItem`` is what ``__getitem__`` returns and what the model, the training loop

@@ -1,5 +1,5 @@
 """Training / evaluation machinery: optimizer, schedules, EMA, checkpoints and the loops
-(REFERENCE.md §7). The top layer: nothing inside ``libs`` imports it (tests/test_layering.py);
+(docs/reference.md §7). The top layer: nothing inside ``libs`` imports it (tests/test_layering.py);
 the entry points (train.py, eval.py, tools/infer.py), benchmarks/ and tests/ do."""
 from .checkpoint import (CheckpointError, find_checkpoint, load_checkpoint, load_model_weights,
                          resume_from, save_checkpoint)

@@ -1,6 +1,6 @@
 """The checkpoint file format: the one boundary between clean state_dicts and the disk.
 
-Files are what the original ``train.py`` writes (REFERENCE.md §7.1 step 14, §3.12;
+Files are what the original ``train.py`` writes (docs/reference.md §7.1 step 14, §3.12;
 conformance/README.md "Checkpoints"): a dict with, in this order,
 
 ``epoch`` (completed epochs), ``state_dict`` (model), ``scheduler`` (its ``state_dict()``),
@@ -342,7 +342,7 @@ def resume_from(path: str, model: nn.Module, model_ema: Optional[nn.Module],
 
 
 def find_checkpoint(ckpt: str, epoch: int = -1) -> str:
-    """eval.py's choice of file (REFERENCE.md §7.8 step 2).
+    """eval.py's choice of file (docs/reference.md §7.8 step 2).
 
     A path containing ``.pth.tar`` is the file itself. Otherwise ``ckpt`` is a folder: with
     ``epoch > 0`` the file is ``epoch_<epoch:03d>.pth.tar``, else the lexicographically last

@@ -1,4 +1,4 @@
-"""``ModelEma``: exponential moving average of the weights (REFERENCE.md §7.7).
+"""``ModelEma``: exponential moving average of the weights (docs/reference.md §7.7).
 
 A deep copy of the network kept in ``eval()`` mode as ``self.module``; after every optimizer
 step (from the first one on, no decay warm-up) each state_dict entry becomes

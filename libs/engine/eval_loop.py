@@ -1,4 +1,4 @@
-"""``valid_one_epoch`` (REFERENCE.md §7.4): inference over a loader, results, mAP.
+"""``valid_one_epoch`` (docs/reference.md §7.4): inference over a loader, results, mAP.
 
 For every video with at least one detection the per-segment rows ``video-id``, ``t-start``,
 ``t-end``, ``label``, ``score`` are collected and concatenated (float32 / int64 arrays, a list of

@@ -1,4 +1,4 @@
-"""Per-iteration learning-rate schedules and ``make_scheduler`` (REFERENCE.md §7.6).
+"""Per-iteration learning-rate schedules and ``make_scheduler`` (docs/reference.md §7.6).
 
 The two warm-up schedulers reproduce the original's *chainable* (recursive) update: each
 ``step()`` derives the new LR from the current ``group['lr']``, which is what the original
@@ -173,7 +173,7 @@ def make_scheduler(optimizer: torch.optim.Optimizer, optimizer_config: Mapping,
         return CosineAnnealingLR(optimizer, optimizer_config["epochs"] * iters,
                                  last_epoch=last_epoch)
     if kind == "multistep":
-        # the original referenced an undefined name here (NameError, REFERENCE §9 item 16)
+        # the original referenced an undefined name here (NameError, docs/reference.md §9 item 16)
         return MultiStepLR(optimizer, milestones=milestones,
                            gamma=optimizer_config["schedule_gamma"], last_epoch=last_epoch)
     raise TypeError("Unsupported scheduler!")

@@ -1,4 +1,5 @@
-"""``make_optimizer``: AdamW / SGD with a weight-decay and a no-decay group (REFERENCE.md §7.5).
+"""``make_optimizer``: AdamW / SGD with a weight-decay and a no-decay group (docs/reference.md
+§7.5).
 
 Every parameter is classified by the first rule that matches, looking at each (module,
 parameter) pair reachable through ``named_modules()`` / ``named_parameters()``:

@@ -1,4 +1,4 @@
-"""``train_one_epoch`` (REFERENCE.md §7.3), split into a step helper and a log helper.
+"""``train_one_epoch`` (docs/reference.md §7.3), split into a step helper and a log helper.
 
 Per iteration (:func:`train_step`): ``zero_grad(set_to_none=True)``, forward (the model returns
 ``{'cls_loss', 'reg_loss', 'final_loss'}``), backward of ``final_loss``, optional global-L2

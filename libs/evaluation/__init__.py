@@ -1,6 +1,6 @@
 """Evaluation: the ActivityNet-style mAP / Recall@kx evaluator and external score fusion.
 
-``detection.ANETdetection`` implements REFERENCE.md §6 with the helpers of ``loading``,
+``detection.ANETdetection`` implements docs/reference.md §6 with the helpers of ``loading``,
 ``tiou``, ``matching``, ``average_precision`` and the metric modes of ``modes``
 (``metrics`` re-exports them all); ``postprocessing`` implements §5.5
 (``postprocess_results``). See docs/metrics.md.

@@ -1,4 +1,4 @@
-"""AP and recall from matched detections: VOC-2011 interpolated AP per class (REFERENCE.md
+"""AP and recall from matched detections: VOC-2011 interpolated AP per class (docs/reference.md
 §6.1, §6.3), top-k x recall (§6.4), and the original's per-class helper signatures.
 
 The interpolated AP sums exactly the original's 1-D arrays with ``np.sum`` (pairwise summation

@@ -1,4 +1,4 @@
-"""``ANETdetection``: the temporal detection evaluator (mAP per tIoU, Recall@kx; REFERENCE.md
+"""``ANETdetection``: the temporal detection evaluator (mAP per tIoU, Recall@kx; docs/reference.md
 §6.2) in the mode chosen by ``mode`` (libs/evaluation/modes.py, docs/metrics.md).
 
 The default ``mode='upstream'`` reproduces the original ActionFormer evaluator number for
@@ -109,7 +109,7 @@ class ANETdetection:
         n_unknown = int((~found).sum())
         if not self.rules.drop_unknown and n_unknown:
             # single-pass replace: an unmapped raw label stays as is and is scored as the class
-            # with that index when it is one (REFERENCE.md §6.2, §9 item 21); non-numbers
+            # with that index when it is one (docs/reference.md §6.2, §9 item 21); non-numbers
             # (e.g. strings) never equal a class index
             rest = series[~found].to_numpy()
             raw = np.array([float(x) if isinstance(x, (int, float, np.number))

@@ -1,5 +1,5 @@
 """Reading the evaluator's inputs: ground-truth and prediction JSON files, GT clean-up
-(REFERENCE.md §6.1), and prediction columns from a DataFrame, a dict or a file.
+(docs/reference.md §6.1), and prediction columns from a DataFrame, a dict or a file.
 
 Bad input raises one clear error naming the file, the video or the key and what was expected.
 """
@@ -33,7 +33,7 @@ def _event_label(event: Mapping[str, Any], label: str, label_offset: int, where:
         raise KeyError(f"{where}: event {dict(event)} has no '{label}' field")
     value = event[label]
     if isinstance(value, (tuple, list)):
-        # Quirk replicated on purpose (REFERENCE.md §6.1, §9 item 21; STYLE.md §3.7): the
+        # Quirk replicated on purpose (docs/reference.md §6.1, §9 item 21; STYLE.md §3.7): the
         # original adds ``label_offset**i`` where a mixed-radix id (multiplication) was
         # probably meant. No shipped config uses list labels; conformance decides, so we keep it.
         label_id = 0
@@ -88,7 +88,7 @@ def read_gt_rows(json_file: str, split: Optional[str], label: str, label_offset:
 
 def load_gt_seg_from_json(json_file: str, split: Optional[str] = None, label: str = "label_id",
                           label_offset: int = 0) -> pd.DataFrame:
-    """Reads the GT segments of one split (REFERENCE.md §6.1).
+    """Reads the GT segments of one split (docs/reference.md §6.1).
 
     Every video whose ``subset.lower() == split`` (all videos when ``split`` is None) is read;
     its ``annotations`` are de-duplicated with ``remove_duplicate_annotations`` and emitted one

@@ -1,7 +1,7 @@
 """Matching predictions to ground truth: the greedy AP matcher and the top-k x recall counter,
 each as a fast vectorised function and as the plain loop it must equal.
 
-The plain versions (``*_plain``) are the readable definition (REFERENCE.md §6.3 step 4,
+The plain versions (``*_plain``) are the readable definition (docs/reference.md §6.3 step 4,
 §6.4, the Ego4D retrieval evaluator); the fast ones give the same arrays
 (tests/evaluation/test_matching.py). How the fast path stays exact:
 

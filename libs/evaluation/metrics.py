@@ -3,7 +3,7 @@
 The code lives in one module per concern: ``loading`` (GT / prediction files, GT clean-up),
 ``tiou`` (detection and Ego4D retrieval tIoU), ``matching`` (greedy AP matcher and top-k x
 recall counter, fast and plain), ``average_precision`` (AP / recall), ``modes`` (what each
-metric mode does) and ``detection`` (``ANETdetection``). Behaviour: REFERENCE.md §6,
+metric mode does) and ``detection`` (``ANETdetection``). Behaviour: docs/reference.md §6,
 docs/metrics.md.
 """
 from __future__ import annotations

@@ -24,7 +24,7 @@ class ModeRules:
     label_names: bool        # GT classes are the events' ``label`` names (else label ids)
     first_appearance: bool   # classes indexed in order of first appearance (else sorted)
     drop_unknown: bool       # predictions of a class absent from the GT are dropped (else
-    #                          upstream's raw-label collision, REFERENCE.md §9 item 21)
+    #                          upstream's raw-label collision, docs/reference.md §9 item 21)
     tiou_thresholds: Tuple[float, ...]  # mAP thresholds when none are given
     recall_tiou_thresholds: Optional[Tuple[float, ...]]  # None: the mAP thresholds
     top_k: Tuple[int, ...]   # Recall@kx when none is given

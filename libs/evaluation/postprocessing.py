@@ -1,6 +1,6 @@
 """External classification-score fusion for class-agnostic proposals (ActivityNet).
 
-Behaviour: REFERENCE.md §5.5 (``postprocess_results``), used by ``valid_one_epoch`` (§7.4) when
+Behaviour: docs/reference.md §5.5 (``postprocess_results``), used by ``valid_one_epoch`` (§7.4) when
 the config names an ``ext_score_file``. The model (``num_classes = 1``) yields class-agnostic
 segments; each video's top-``topk`` classes of an external video-level classifier are combined
 with its first ``num_pred`` segments, score ``sqrt(cls_score * det_score)``. Sorting uses the

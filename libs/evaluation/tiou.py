@@ -1,4 +1,4 @@
-"""Temporal IoU: the detection tIoU (REFERENCE.md §6.1) and the Ego4D retrieval tIoU.
+"""Temporal IoU: the detection tIoU (docs/reference.md §6.1) and the Ego4D retrieval tIoU.
 
 Both compute element for element what the original / official code computes, in the same
 operand order, so every value is bit-identical (docs/metrics.md).

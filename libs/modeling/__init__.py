@@ -1,5 +1,6 @@
 """The ActionFormer network: layers, backbones, necks, point generator, heads, losses,
-label assignment, decoding and the ``LocPointTransformer`` meta-architecture (REFERENCE §3-§5).
+label assignment, decoding and the ``LocPointTransformer`` meta-architecture (docs/reference.md
+§3-§5).
 
 Importing the package registers every backbone, neck, generator and meta-architecture.
 

@@ -1,5 +1,5 @@
 """Label assignment: which points are positives, with which class and regression targets
-(REFERENCE §4.1, ActionFormer paper §3.3 "center sampling").
+(docs/reference.md §4.1, ActionFormer paper §3.3 "center sampling").
 
 Mirrors ``label_points`` / ``label_points_single_video`` of the original's
 ``libs/modeling/meta_archs.py`` as pure functions. Differences: the batch is processed at once

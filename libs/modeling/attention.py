@@ -1,4 +1,4 @@
-"""Multi-head attention modules (REFERENCE §3.3, Appendix D).
+"""Multi-head attention modules (docs/reference.md §3.3, Appendix D).
 
 Owns MaskedMHA (plain, unused by the shipped models), MaskedMHCA (global attention with
 depthwise-conv q/k/v projections) and LocalMaskedMHCA (the same with a sliding window).
@@ -9,7 +9,8 @@ because it is a direct parameter).
 
 Differences from the original: the local attention computes the band directly (Appendix D):
 query blocks meet the keys around them in one matrix product each and the band is read out by
-an exact reshape, instead of the Longformer overlapping-chunk trick. The semantics are those of REFERENCE §3.3: out-of-range
+an exact reshape, instead of the Longformer overlapping-chunk trick. The semantics are those of
+docs/reference.md §3.3: out-of-range
 keys excluded (-inf), padded keys get an additive -1e4, ``rel_pe`` is added before the key
 mask, rows of padded queries are zeroed after the softmax. The original's precondition
 T % 2w == 0 is kept so that the same inputs are accepted and rejected.
@@ -123,7 +124,7 @@ def local_window_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                            rel_pe: torch.Tensor | None = None,
                            attn_drop: nn.Module | None = None,
                            block_size: int | None = None) -> torch.Tensor:
-    """Banded attention: query i attends to keys i - w ... i + w (REFERENCE §3.3 steps 2-7).
+    """Banded attention: query i attends to keys i - w ... i + w (docs/reference.md §3.3 steps 2-7).
 
     Args:
         q: (B, nh, T, hs) queries, already multiplied by 1/sqrt(hs).
@@ -229,7 +230,7 @@ def chunked_window_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                              kv_mask: torch.Tensor, window_overlap: int,
                              rel_pe: torch.Tensor | None = None,
                              attn_drop: nn.Module | None = None) -> torch.Tensor:
-    """The original's local attention algorithm (REFERENCE §3.3: Longformer overlapping
+    """The original's local attention algorithm (docs/reference.md §3.3: Longformer overlapping
     chunks), same arguments and result as :func:`local_window_attention`.
 
     Not used by the model: kept as the reference the benchmarks' faithful mode runs (it does

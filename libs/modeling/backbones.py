@@ -1,4 +1,4 @@
-"""Backbones: ``convTransformer`` and ``conv`` (REFERENCE §3.6).
+"""Backbones: ``convTransformer`` and ``conv`` (docs/reference.md §3.6).
 
 Mirrors the original's ``libs/modeling/backbones.py``. Frozen attribute names and order:
 ``proj`` (multi-input only), ``embd``, ``embd_norm``, (buffer ``pos_embd``, non-persistent),

@@ -1,4 +1,4 @@
-"""Basic layers of the network (REFERENCE §3.2, §3.5).
+"""Basic layers of the network (docs/reference.md §3.2, §3.5).
 
 Owns MaskedConv1D, the channel LayerNorm, Scale, drop path (function, DropPath,
 AffineDropPath), the sinusoid position table and ConvBlock. Mirrors the original's

@@ -1,4 +1,4 @@
-"""Inference decoding and per-video post-processing (REFERENCE §5.1, §5.2, §2.5).
+"""Inference decoding and per-video post-processing (docs/reference.md §5.1, §5.2, §2.5).
 
 Mirrors ``inference_single_video`` and ``postprocessing`` of the original's
 ``libs/modeling/meta_archs.py`` as pure functions. Differences: NMS comes from ``libs.ops``

@@ -1,4 +1,4 @@
-"""Classification and regression heads (REFERENCE §3.9).
+"""Classification and regression heads (docs/reference.md §3.9).
 
 Mirrors ``PtTransformerClsHead`` / ``PtTransformerRegHead`` of the original's
 ``libs/modeling/meta_archs.py``. Frozen attribute names and order: ``act, head, norm,
@@ -11,7 +11,8 @@ concatenated along time with ``kernel_size // 2`` zero columns between them and 
 once. The zero columns play the role of each level's conv zero padding: they are masked off
 after every conv and re-zeroed after every norm / activation (a LayerNorm turns a zero column
 into its bias), so every output position sees exactly the inputs it sees level by level,
-including the padded positions inside each level (REFERENCE §9 item 11). Outputs are views of
+including the padded positions inside each level (docs/reference.md §9 item 11). Outputs are views
+of
 the fused result split per level. Same arithmetic per output element; the convolution library
 may block a longer input differently, so results agree to float rounding (tested).
 ``fuse_levels = False`` restores the per-level loop.

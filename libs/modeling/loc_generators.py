@@ -1,4 +1,4 @@
-"""Point generator ``point`` (REFERENCE §3.8).
+"""Point generator ``point`` (docs/reference.md §3.8).
 
 Mirrors the original's ``libs/modeling/loc_generators.py``. The per-level point tables live in
 the child module ``buffer_points`` as non-persistent buffers ``"0"``, ``"1"``, ... (moved by

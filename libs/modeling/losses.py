@@ -1,4 +1,5 @@
-"""Loss functions: sigmoid focal loss and the centre-DIoU / GIoU losses in 1-D (REFERENCE §4.3).
+"""Loss functions: sigmoid focal loss and the centre-DIoU / GIoU losses in 1-D (docs/reference.md
+§4.3).
 
 Mirrors the original's ``libs/modeling/losses.py`` (which adapts fvcore's focal loss).
 Differences: plain Python functions instead of TorchScript (same arithmetic).

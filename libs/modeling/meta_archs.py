@@ -1,4 +1,5 @@
-"""The ActionFormer model `LocPointTransformer` (class PtTransformer), REFERENCE §3.10, §4, §5.
+"""The ActionFormer model `LocPointTransformer` (class PtTransformer), docs/reference.md §3.10, §4,
+§5.
 
 Mirrors ``PtTransformer`` of the original's ``libs/modeling/meta_archs.py``. Frozen: the
 constructor keywords (``make_meta_arch(cfg['model_name'], **cfg['model'])``), the submodule
@@ -47,7 +48,7 @@ __all__ = ["PtTransformer", "TrainSettings", "TestSettings", "batch_videos",
 
 @dataclasses.dataclass(frozen=True)
 class TrainSettings:
-    """The ``train_cfg`` options the model reads (REFERENCE §1.1)."""
+    """The ``train_cfg`` options the model reads (docs/reference.md §1.1)."""
     center_sample: str
     center_sample_radius: float
     loss_weight: float
@@ -70,7 +71,7 @@ class TrainSettings:
 
 @dataclasses.dataclass(frozen=True)
 class TestSettings:
-    """The ``test_cfg`` options the model reads (REFERENCE §1.1)."""
+    """The ``test_cfg`` options the model reads (docs/reference.md §1.1)."""
     pre_nms_thresh: float
     pre_nms_topk: int
     iou_threshold: float
@@ -112,7 +113,7 @@ def batch_videos(feats: Sequence[torch.Tensor], max_seq_len: int, max_div_factor
                  training: bool, padding_val: float = 0.0,
                  device: Optional[torch.device] = None,
                  padded_len: Optional[int] = None) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Pads per-video features into one batch (REFERENCE §3.10 ``preprocessing``).
+    """Pads per-video features into one batch (docs/reference.md §3.10 ``preprocessing``).
 
     Training pads every video to ``max_seq_len``. Inference takes exactly one video and pads
     it to ``max_seq_len``, or to the next multiple of ``max_div_factor`` when longer.
@@ -160,7 +161,7 @@ IntOrList = Union[int, Sequence[int]]
 class PtTransformer(nn.Module):
     """ActionFormer: transformer backbone + pyramid + point heads for temporal localisation.
 
-    The constructor takes the ``model`` section of the config (REFERENCE §1.3):
+    The constructor takes the ``model`` section of the config (docs/reference.md §1.3):
 
     Args:
         backbone_type: 'convTransformer' | 'conv'.
@@ -372,7 +373,7 @@ class PtTransformer(nn.Module):
 
         Args:
             lengths: T_b of every video.
-            padding: 'original' (REFERENCE §3.10) or 'minimal' (the shortest length with the
+            padding: 'original' (docs/reference.md §3.10) or 'minimal' (the shortest length with the
                 same valid outputs; the original length where no shorter one is exact).
         """
         longest = max(int(t) for t in lengths)
@@ -471,7 +472,7 @@ class PtTransformer(nn.Module):
     def losses(self, fpn_masks: Sequence[torch.Tensor], out_cls_logits: Sequence[torch.Tensor],
                out_offsets: Sequence[torch.Tensor], gt_cls_labels: torch.Tensor,
                gt_offsets: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """Focal + DIoU losses normalised by the EMA of the positive count (REFERENCE §4.2).
+        """Focal + DIoU losses normalised by the EMA of the positive count (docs/reference.md §4.2).
 
         Args:
             fpn_masks: per level (B, T_l) bool.
@@ -528,7 +529,7 @@ class PtTransformer(nn.Module):
         return {"cls_loss": cls_loss, "reg_loss": reg_loss, "final_loss": final_loss}
 
     def _update_loss_normalizer(self, num_pos: torch.Tensor) -> None:
-        """``norm <- 0.9 * norm + 0.1 * max(num_pos, 1)`` (REFERENCE §4.2 step 2)."""
+        """``norm <- 0.9 * norm + 0.1 * max(num_pos, 1)`` (docs/reference.md §4.2 step 2)."""
         momentum = self.loss_normalizer_momentum
         if (self.num_pos_reducer is not None or num_pos.device.type == "mps"
                 or self.scripted_losses):
@@ -551,7 +552,7 @@ class PtTransformer(nn.Module):
     def inference(self, video_list: Sequence[Mapping], points: Sequence[torch.Tensor],
                   fpn_masks: Sequence[torch.Tensor], out_cls_logits: Sequence[torch.Tensor],
                   out_offsets: Sequence[torch.Tensor]) -> List[Dict]:
-        """Decodes every video, then NMS and conversion to seconds (REFERENCE §5)."""
+        """Decodes every video, then NMS and conversion to seconds (docs/reference.md §5)."""
         settings = self.test_settings
         results = []
         for idx, item in enumerate(video_list):

@@ -1,4 +1,4 @@
-"""Necks: ``fpn`` (FPN1D) and ``identity`` (FPNIdentity) (REFERENCE §3.7).
+"""Necks: ``fpn`` (FPN1D) and ``identity`` (FPNIdentity) (docs/reference.md §3.7).
 
 Mirrors the original's ``libs/modeling/necks.py``; attribute names ``lateral_convs``,
 ``fpn_convs``, ``fpn_norms`` are frozen. Differences: none in behaviour.

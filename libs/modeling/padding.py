@@ -1,11 +1,11 @@
 """Padding rules of the model input: the original's and the exact minimal one.
 
 The original pads every training batch to ``max_seq_len`` and every inference input to
-``max(max_seq_len, ceil(T / max_div_factor) * max_div_factor)`` (REFERENCE §3.10
+``max(max_seq_len, ceil(T / max_div_factor) * max_div_factor)`` (docs/reference.md §3.10
 ``preprocessing``). Most of those positions are padding: on the THUMOS14 test set 579,456
 positions are computed for 344,544 real ones.
 
-Why less padding gives the same numbers (REFERENCE §3.2-§3.9, §9 items 10-11): every masked
+Why less padding gives the same numbers (docs/reference.md §3.2-§3.9, §9 items 10-11): every masked
 layer zeroes its padded outputs before the next LayerNorm / ReLU, so a padded position holds a
 constant that does not depend on where it is (``relu(LN.bias)`` after the embedding,
 ``LN.bias`` after the identity neck, 0 after each transformer block, ...). Attention gives

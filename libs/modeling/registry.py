@@ -1,4 +1,4 @@
-"""The four model registries and their builders (REFERENCE §3.1).
+"""The four model registries and their builders (docs/reference.md §3.1).
 
 Replaces the original's ``libs/modeling/models.py``. Registered names are frozen:
 backbones ``convTransformer``/``conv``, necks ``fpn``/``identity``, generators ``point``,

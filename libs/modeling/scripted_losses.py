@@ -1,5 +1,5 @@
 """TorchScript-compiled focal and DIoU losses, operator for operator as the original's
-``@torch.jit.script`` functions (REFERENCE §4.3); used by the faithful procedure.
+``@torch.jit.script`` functions (docs/reference.md §4.3); used by the faithful procedure.
 
 Why: TorchScript's executor runs the first call like eager PyTorch and later calls through a
 compiled graph whose backward uses its own gradient formulas (e.g. ``pow``'s), which round

@@ -1,4 +1,4 @@
-"""The pre-LN transformer block of the backbone (REFERENCE §3.4).
+"""The pre-LN transformer block of the backbone (docs/reference.md §3.4).
 
 Mirrors the original's ``TransformerBlock`` (libs/modeling/blocks.py). Frozen attribute names
 and order: ``ln1, ln2, attn, pool_skip, mlp (0 conv, 1 GELU, 2 dropout, 3 conv, 4 dropout),

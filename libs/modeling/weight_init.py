@@ -1,4 +1,4 @@
-"""Weight initialisers used by the model (REFERENCE §3.3, §3.11).
+"""Weight initialisers used by the model (docs/reference.md §3.3, §3.11).
 
 Owns the truncated-normal initialiser for the relative position bias ``rel_pe`` of the local
 attention. Behaviour follows the original's ``libs/modeling/weight_init.py``: sample by inverse

@@ -1,6 +1,6 @@
 """Public NMS API: ``batched_nms``, ``seg_voting`` and the choice of backend.
 
-Behaviour: REFERENCE.md §5.2-§5.4 and §9 items 2, 18, 19, 33 (the original's
+Behaviour: docs/reference.md §5.2-§5.4 and §9 items 2, 18, 19, 33 (the original's
 ``libs/utils/nms.py``); design: STYLE.md §3.9.
 
 Backends. The kernels exist twice with identical results: the optional C++ extension

@@ -1,6 +1,6 @@
 """Pure-PyTorch 1-D NMS and Soft-NMS: the exact fallback for the C++ extension ``libs.ops._C``.
 
-Behaviour: REFERENCE.md §5.4 (the original's ``nms_1d_cpu``) and STYLE.md §3.9. The two
+Behaviour: docs/reference.md §5.4 (the original's ``nms_1d_cpu``) and STYLE.md §3.9. The two
 functions have the C++ signatures and return the same indices (and, for Soft-NMS, the same
 decayed scores), on any device. What is reproduced, point by point (tests/ops/test_nms.py
 checks each one against a scalar transcription of §5.4 and against the C++ extension):

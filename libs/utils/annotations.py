@@ -1,6 +1,6 @@
 """Annotation clean-up shared by the datasets and the evaluator.
 
-Behaviour: REFERENCE.md §6.1 (``remove_duplicate_annotations``), applied to the GT by the
+Behaviour: docs/reference.md §6.1 (``remove_duplicate_annotations``), applied to the GT by the
 evaluator (§6.2) and to the training annotations by the datasets.
 """
 from __future__ import annotations

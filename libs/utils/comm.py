@@ -1,6 +1,6 @@
 """Process-group helpers for torchrun / DistributedDataParallel, safe without ``torch.distributed``.
 
-The original has no multi-process support (REFERENCE.md §9 item 4: ``nn.DataParallel`` with a
+The original has no multi-process support (docs/reference.md §9 item 4: ``nn.DataParallel`` with a
 list-of-dicts batch only works on one device). Every helper below works when the process group
 is not initialised (world size 1, rank 0), so single-process code paths need no branches.
 :func:`init_distributed` starts the group only under torchrun (env ``WORLD_SIZE`` > 1): NCCL on

@@ -1,6 +1,6 @@
 """Device resolution and synchronisation: the one place (with comm.py) where CUDA is spelled.
 
-The original hard-codes CUDA (REFERENCE.md §9 item 1): ``devices: ['cuda:0']`` is the default
+The original hard-codes CUDA (docs/reference.md §9 item 1): ``devices: ['cuda:0']`` is the default
 of every config, checkpoints are mapped to ``devices[0]`` and ``torch.cuda.synchronize()`` is
 called at every print step. Here the device is resolved once at start-up (STYLE.md §3.6):
 

@@ -1,4 +1,5 @@
-"""``AverageMeter``: the running value / average used by the training log (REFERENCE.md §7.3)."""
+"""``AverageMeter``: the running value / average used by the training log (docs/reference.md
+§7.3)."""
 from __future__ import annotations
 
 __all__ = ["AverageMeter"]

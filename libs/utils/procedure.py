@@ -7,7 +7,7 @@ optimizer / EMA / training-step arguments); nothing here changes process-wide st
 :func:`configure_process`, which the entry points (train.py, eval.py, tools) call themselves.
 
 ``FAITHFUL`` is the original's procedure step for step: padding by the original rule
-(REFERENCE §3.10), PyTorch's default (oneDNN) convolutions, the original's eight-operator
+(docs/reference.md §3.10), PyTorch's default (oneDNN) convolutions, the original's eight-operator
 LayerNorm, separate q / k / v paths, the overlapping-chunk local attention, heads run level by
 level, label assignment video by video, TorchScript-compiled losses (the original's
 ``@torch.jit.script``: their compiled backward rounds differently from eager PyTorch), the
@@ -41,7 +41,7 @@ class Procedure:
 
     Attributes:
         name: 'faithful', 'fast' or a custom label (benchmarks).
-        train_padding, test_padding: 'original' (REFERENCE §3.10) or 'minimal' (exact,
+        train_padding, test_padding: 'original' (docs/reference.md §3.10) or 'minimal' (exact,
             shorter; modeling/padding.py) for training / inference forwards.
         fast_kernels: small-input kernels of modeling/blocks.py and attention.py (native
             convolutions, one LayerNorm kernel, batched q / k / v).

@@ -1,4 +1,4 @@
-"""``fix_random_seed`` with the original's semantics (REFERENCE.md §7.2).
+"""``fix_random_seed`` with the original's semantics (docs/reference.md §7.2).
 
 Seeds torch (returning the global default generator, which train.py hands to the training
 data loader), NumPy, Python ``random`` and ``PYTHONHASHSEED``. With ``include_cuda`` (both

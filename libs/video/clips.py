@@ -5,7 +5,7 @@ frames gives ``num_clips(n) = (n - clip_len) // stride + 1`` clips when ``n >= c
 shorter one gives one clip padded by repeating its last frame (the manifest flags it). Feature
 i is centred at frame ``i * stride + clip_len / 2``, i.e. at
 ``(i * stride + clip_len / 2) / fps`` seconds: what the dataset loaders assume with
-``feat_stride = stride``, ``num_frames = clip_len``, ``default_fps = fps`` (REFERENCE §2.5).
+``feat_stride = stride``, ``num_frames = clip_len``, ``default_fps = fps`` (docs/reference.md §2.5).
 Trailing frames that do not fill a whole clip get no feature.
 """
 from __future__ import annotations

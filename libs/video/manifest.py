@@ -64,7 +64,7 @@ class Manifest:
         return settings_hash(self.settings)
 
     def config_keys(self) -> Dict[str, Any]:
-        """The dataset config keys these features need (REFERENCE §2.5)."""
+        """The dataset config keys these features need (docs/reference.md §2.5)."""
         fps = float(self.settings["fps"])
         return {"feat_stride": int(self.settings["stride"]),
                 "num_frames": int(self.settings["clip_len"]),

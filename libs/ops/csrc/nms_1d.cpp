@@ -1,6 +1,6 @@
 // 1-D NMS and Soft-NMS on the CPU: the optional extension ``libs.ops._C``.
 //
-// Behaviour: REFERENCE.md §5.4 (the original's ``nms_1d_cpu``), reproduced exactly:
+// Behaviour: docs/reference.md §5.4 (the original's ``nms_1d_cpu``), reproduced exactly:
 //   * all arithmetic in float32; areas are ``x2 - x1 + 1e-6`` computed with ATen ops;
 //   * hard NMS visits candidates in the order of ATen's default (non-stable) descending sort
 //     and suppresses when ``IoU >= iou_threshold``; it returns the kept indices in that order;
@@ -174,7 +174,7 @@ at::Tensor softnms_1d(const at::Tensor& segs, const at::Tensor& scores, at::Tens
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.doc() = "1-D NMS / Soft-NMS on the CPU (REFERENCE.md §5.4); see libs/ops/nms_torch.py";
+  m.doc() = "1-D NMS / Soft-NMS on the CPU (docs/reference.md §5.4); see libs/ops/nms_torch.py";
   m.def("nms", &nms_1d, "Hard 1-D NMS -> int64 kept indices in descending score order",
         pybind11::arg("segs"), pybind11::arg("scores"), pybind11::arg("iou_threshold"));
   m.def("softnms", &softnms_1d,
