@@ -12,7 +12,7 @@ seed-to-seed sd).
 (2 + 1 warm-up epochs: smoke runs, meaningless mAP).
 
 Usage: python benchmarks/bench_fidelity.py [--configs demo tiny] [--seeds 5]
-       [--epochs-scale full|small|tiny] [--threads N] [--json] [--keep]
+       [--epochs-scale full|small|tiny] [--threads N] [--jobs N] [--json] [--keep]
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, List, Sequence
 
@@ -91,13 +92,13 @@ def _run(cmd: Sequence[str], env: Dict[str, str]) -> str:
 
 def train_and_eval(raw: Dict, mode: str, name: str, work: Path, env: Dict[str, str]) -> float:
     """Average mAP (%) of one training run of ``mode``."""
-    cfg_path = work / f"{name}.yaml"
+    cfg_path = work / f"{name}_{mode}.yaml"
     cfg_path.write_text(yaml.safe_dump(raw, sort_keys=False))
     flag = ["--faithful"] if mode == "faithful" else []
     _run(["train.py", str(cfg_path), "--output", "run", "--device", "cpu", "-p", "100000",
           "-c", "0", *flag], env)
     last = raw["opt"]["epochs"] + raw["opt"]["warmup_epochs"]
-    ckpt = Path(raw["output_folder"]) / f"{name}_run" / f"epoch_{last:03d}.pth.tar"
+    ckpt = Path(raw["output_folder"]) / f"{cfg_path.stem}_run" / f"epoch_{last:03d}.pth.tar"
     out = _run(["eval.py", str(cfg_path), str(ckpt), "--device", "cpu", *flag], env)
     match = re.search(r"Average mAP: *([0-9.]+) \(%\)", out)
     if match is None:
@@ -122,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=5, help="seeds per procedure")
     parser.add_argument("--epochs-scale", choices=SCALES, default="full")
     parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of the runs")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="training runs at a time (each with --threads threads)")
     parser.add_argument("--json", action="store_true", help="write benchmarks/results/*.json")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     args = parser.parse_args(argv)
@@ -134,13 +137,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for config in args.configs:
             base = prepare(config, work, env)
-            maps: Dict[str, List[float]] = {m: [] for m in MODES}
-            for seed in range(1, args.seeds + 1):
-                for mode in MODES:
-                    raw = scaled(base, args.epochs_scale, seed, work / "ckpt" / mode)
-                    maps[mode].append(train_and_eval(raw, mode, f"{config}_s{seed}", work, env))
-                    print(f"{config} seed {seed} {mode}: average mAP {maps[mode][-1]:.2f} %",
-                          flush=True)
+            runs = [(seed, mode) for seed in range(1, args.seeds + 1) for mode in MODES]
+
+            def one(run, config=config, base=base):
+                seed, mode = run
+                raw = scaled(base, args.epochs_scale, seed, work / "ckpt" / mode)
+                value = train_and_eval(raw, mode, f"{config}_s{seed}", work, env)
+                print(f"{config} seed {seed} {mode}: average mAP {value:.2f} %", flush=True)
+                return value
+
+            with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+                values = list(pool.map(one, runs))
+            maps: Dict[str, List[float]] = {m: [v for (_, rm), v in zip(runs, values) if rm == m]
+                                            for m in MODES}
             results[config] = {"maps": maps, **summarise(maps)}
     finally:
         if args.keep:

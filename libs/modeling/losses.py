@@ -55,7 +55,7 @@ def _iou_terms(input_offsets: torch.Tensor, target_offsets: torch.Tensor, eps: f
     # diverging run) is let through: the loss becomes NaN and the training loop's
     # non-finite-loss guard stops with the epoch, iteration and videos (one host read, as
     # the original's assert)
-    if bool(((input_offsets < 0.0).any() | (target_offsets < 0.0).any()).item()):
+    if bool((input_offsets < 0.0).any() | (target_offsets < 0.0).any()):
         raise ValueError("predicted and target offsets must be non-negative (found negative "
                          "values)")
     lp, rp = input_offsets[:, 0], input_offsets[:, 1]

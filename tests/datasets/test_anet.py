@@ -151,7 +151,7 @@ def test_training_sanitises_segments_and_survives_losing_all(tmp_path):
         "lose": video(subset="training", duration=10.0, acts=((11.0, 12.0, "a", 0),))})
     for vid in ("keep", "lose"):
         np.save(tmp_path / "feats" / f"{vid}.npy", np.zeros((10, 8), np.float32))
-    with pytest.warns(UserWarning, match="2 segment\(s\) end after the video.s duration"):
+    with pytest.warns(UserWarning, match=r"2 segment\(s\) end after the video.s duration"):
         ds = make_dataset("anet", True, ["training"], **ds_kwargs(
             tmp_path, feat_stride=16, num_frames=16, default_fps=16, max_seq_len=32,
             num_classes=1))
@@ -164,7 +164,7 @@ def test_training_sanitises_segments_and_survives_losing_all(tmp_path):
     assert empty["segments"].shape == (0, 2) and empty["labels"].shape == (0,)
     assert empty["segments"].dtype == torch.float32 and empty["labels"].dtype == torch.int64
     # evaluation items are not sanitised
-    with pytest.warns(UserWarning, match="2 segment\(s\) end after the video.s duration"):
+    with pytest.warns(UserWarning, match=r"2 segment\(s\) end after the video.s duration"):
         ds_eval = make_dataset("anet", False, ["training"], **ds_kwargs(
             tmp_path, feat_stride=16, num_frames=16, default_fps=16, max_seq_len=32,
             num_classes=1))

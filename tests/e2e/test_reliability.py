@@ -47,7 +47,7 @@ def _checkpoints(folder: Path):
 
 
 def test_features_times_1e30_stop_with_the_non_finite_error(tmp_path, conformance_dir,
-                                                            repo_root, e2e_ready):
+                                                            repo_root):
     data = tmp_path / "big"
     shutil.copytree(conformance_dir / "tiny_data", data)
     for f in (data / "i3d_features").glob("*.npy"):
@@ -75,7 +75,7 @@ def synthetic(tmp_path_factory):
     return out
 
 
-def test_demo_config_with_lr_100_and_no_clipping(tmp_path, synthetic, repo_root, e2e_ready):
+def test_demo_config_with_lr_100_and_no_clipping(tmp_path, synthetic, repo_root):
     cfg = tmp_path / "lr100.yaml"
     shutil.copy(repo_root / "configs" / "synthetic_thumos.yaml", cfg)
     _edit(cfg, dataset={"json_file": str(synthetic / "annotations" / "synthetic.json"),
@@ -114,7 +114,7 @@ def damaged(tmp_path_factory, conformance_dir):
 
 @pytest.mark.parametrize("which", ["empty", "random", "truncated"])
 def test_eval_and_resume_of_a_damaged_checkpoint(tmp_path, conformance_dir, repo_root,
-                                                 damaged, which, e2e_ready):
+                                                 damaged, which):
     if which not in damaged:
         pytest.skip("no conformance checkpoint to truncate")
     path = damaged[which]
@@ -131,7 +131,7 @@ def test_eval_and_resume_of_a_damaged_checkpoint(tmp_path, conformance_dir, repo
     assert not (tmp_path / "ckpt").exists()  # no experiment folder left behind
 
 
-def test_debug_shows_the_traceback(tmp_path, conformance_dir, repo_root, damaged, e2e_ready):
+def test_debug_shows_the_traceback(tmp_path, conformance_dir, repo_root, damaged):
     cfg = write_tiny_config(conformance_dir, tmp_path)
     proc = run_script(repo_root, "eval.py", str(cfg), str(damaged["empty"]), "--debug",
                       check=False)
@@ -179,7 +179,7 @@ def _interrupted(tmp_path: Path, cfg: Path, output: str) -> Path:
 @pytest.mark.parametrize("signum, ignore_sigint", [(signal.SIGTERM, False),
                                                    (signal.SIGINT, True)])
 def test_signal_during_startup_is_never_ignored(tmp_path, long_cfg, repo_root, signum,
-                                                ignore_sigint, e2e_ready):
+                                                ignore_sigint):
     # SIGINT inherited as ignored (a background job of a non-interactive shell) is how a
     # double Ctrl-C once let the run go on to the end with exit 0
     proc = _start(repo_root, long_cfg, "early", ignore_sigint=ignore_sigint)
@@ -207,7 +207,7 @@ def test_signal_during_startup_is_never_ignored(tmp_path, long_cfg, repo_root, s
     ("[Train]: Epoch 1 started", ()),                      # after an epoch checkpoint
 ])
 def test_signal_during_training_saves_interrupted(tmp_path, long_cfg, repo_root, needle,
-                                                  extra, e2e_ready):
+                                                  extra):
     proc = _start(repo_root, long_cfg, "run", "-c", "1", *extra)
     seen: list = []
     _wait_for(proc, needle, seen)
@@ -220,7 +220,7 @@ def test_signal_during_training_saves_interrupted(tmp_path, long_cfg, repo_root,
     assert ckpt.get("iteration", 0) >= 1 or ckpt["epoch"] >= 1  # mid-epoch or at its end
 
 
-def test_second_sigterm_waits_for_the_save(tmp_path, long_cfg, repo_root, e2e_ready):
+def test_second_sigterm_waits_for_the_save(tmp_path, long_cfg, repo_root):
     proc = _start(repo_root, long_cfg, "term2")
     seen: list = []
     _wait_for(proc, "Epoch: [000][00001/", seen)
@@ -232,7 +232,7 @@ def test_second_sigterm_waits_for_the_save(tmp_path, long_cfg, repo_root, e2e_re
     assert torch.load(_interrupted(tmp_path, long_cfg, "term2"), weights_only=True)
 
 
-def test_double_ctrl_c_is_never_ignored(tmp_path, long_cfg, repo_root, e2e_ready):
+def test_double_ctrl_c_is_never_ignored(tmp_path, long_cfg, repo_root):
     proc = _start(repo_root, long_cfg, "int2")
     seen: list = []
     _wait_for(proc, "Epoch: [000][00001/", seen)
@@ -251,8 +251,7 @@ def test_double_ctrl_c_is_never_ignored(tmp_path, long_cfg, repo_root, e2e_ready
     assert "Traceback" not in out
 
 
-def test_kill_9_keeps_the_last_checkpoint_resumable(tmp_path, long_cfg, repo_root,
-                                                    e2e_ready):
+def test_kill_9_keeps_the_last_checkpoint_resumable(tmp_path, long_cfg, repo_root):
     proc = _start(repo_root, long_cfg, "k9", "-c", "1")
     seen: list = []
     _wait_for(proc, "[Train]: Epoch 1 started", seen)  # epoch_001.pth.tar is complete
