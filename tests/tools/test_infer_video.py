@@ -143,7 +143,8 @@ def test_missing_manifest_names_the_folder_and_the_option(trained, tmp_path):
 def test_random_manifest_without_seed_is_refused(trained, tmp_path):
     root, config, videos = trained
     data = json.loads((root / "features" / MANIFEST_NAME).read_text())
-    data["settings"]["weights"] = {"kind": "random"}
+    data["settings"]["weights"] = {"kind": "random"}  # as written before seeds were recorded
+    data["videos"] = {}  # (its entries would be stale under the changed settings)
     old = tmp_path / MANIFEST_NAME
     old.write_text(json.dumps(data))
     with pytest.raises(ValueError, match="records no seed, so they cannot be rebuilt; "
