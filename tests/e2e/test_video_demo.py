@@ -46,9 +46,27 @@ def test_shuffled_table_permutes_training_labels_only(tmp_path):
         [(r["video"], r["start"], r["end"]) for r in true]
     train = [i for i, r in enumerate(true) if r["subset"] == "training"]
     assert Counter(shuf[i]["label"] for i in train) == Counter("rrrgggbbb")
-    assert sum(shuf[i]["label"] != true[i]["label"] for i in train) >= 3
+    # independence by hand: 3 actions of each of 3 classes -> every (true, new) pair once
+    assert Counter((true[i]["label"], shuf[i]["label"]) for i in train) == \
+        Counter({(a, b): 1 for a in "rgb" for b in "rgb"})
     assert shuf[-1] == true[-1]  # evaluation labels stay true
     assert Path(classes).read_text() == "red\ngreen\nblue\n"
+
+
+def test_independent_permutation_is_a_permutation_near_independence():
+    labels = list("rrrrrrggggggggbbbbbbbbbb")  # 6 / 8 / 10
+    perm = video_demo.independent_permutation(labels, seed=5)
+    assert sorted(perm.tolist()) == list(range(24))
+    pairs = Counter((labels[i], labels[j]) for i, j in enumerate(perm))
+    for a, na in (("r", 6), ("g", 8), ("b", 10)):
+        for b, nb in (("r", 6), ("g", 8), ("b", 10)):
+            assert abs(pairs[(a, b)] - na * nb / 24) <= 1.5, (a, b, pairs)
+
+
+def test_balanced_events_have_equal_class_counts():
+    lists = video_demo.balanced_events(np.random.default_rng(0), 30, video_demo.FULL)
+    counts = Counter(c for events in lists for _, _, c in events)
+    assert sorted(counts) == [0, 1, 2] and max(counts.values()) - min(counts.values()) <= 1
 
 
 def test_random_events_are_apart_and_inside():
