@@ -120,14 +120,18 @@ def test_video_dry_run_end_to_end(repo_root, e2e_ready):
         assert [r["video_id"] for r in dets] == ["heldout_000"]
         assert dets[0]["fps"] == 10.0 and dets[0]["duration"] == pytest.approx(12.0)
         report = json.loads((work / "report.json").read_text())
-        got = re.search(r"\[demo\] Average mAP: ([0-9.]+) \(%\) with the true training labels", out)
-        ctl = re.search(r"\[demo\] Average mAP: ([0-9.]+) \(%\) with shuffled training labels",
-                        out)
+        got = re.search(r"\[demo\] Average mAP: ([0-9.]+) \(%\) with the true training labels "
+                        r"\(tIoU 0\.5: [0-9.]+ %\)", out)
+        ctl = re.search(r"\[demo\] Average mAP: ([0-9.]+) \(%\) with shuffled training labels "
+                        r"\(tIoU 0\.5: [0-9.]+ %; the control: the shuffle left \d+ of \d+ "
+                        r"training labels unchanged, chance 1/3\)", out)
         assert got and ctl, out[-2000:]
         assert float(got.group(1)) == pytest.approx(report["average_map"], abs=0.005)
         assert float(ctl.group(1)) == pytest.approx(report["average_map_shuffled_labels"],
                                                     abs=0.005)
         assert report["features"]["backbone"] == "r3d_18" and report["heldout_truth"]
+        assert 0.0 <= report["map_at_0.5"] <= 100.0
+        assert 0.0 <= report["map_at_0.5_shuffled_labels"] <= 100.0
         assert "[demo] total time" in out
     finally:
         shutil.rmtree(work, ignore_errors=True)
