@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import json
 import os
 import re
@@ -232,10 +233,9 @@ def infer_heldout(steps: Steps, work: str, config: str, exp: str, video: str
     """tools/infer.py on the held-out video file: its detections and the PNG(s) written."""
     dets, plots = os.path.join(work, "heldout_detections.json"), os.path.join(work, "plots")
     cmd = ["tools/infer.py", config, exp, video, "--out", dets, "--topk", "10"]
-    try:
-        import matplotlib  # noqa: F401  (optional extra: the PNG needs it)
+    if importlib.util.find_spec("matplotlib") is not None:  # optional extra: the PNG needs it
         cmd += ["--plot", plots]
-    except ImportError:
+    else:
         _log("matplotlib is not installed: no PNG timeline (pip install matplotlib)")
     steps.run("infer", cmd)
     with open(dets, "r", encoding="utf-8") as f:

@@ -81,7 +81,7 @@ def backbone_from_manifest(manifest: Manifest, weights: Optional[str] = None,
 
 
 def comparable_settings(settings: Dict[str, Any]) -> Dict[str, Any]:
-    """Settings without the weights files' names (a renamed file with the same sha256 is the same)."""
+    """Settings with weights files by sha256 only (renamed files with the same bytes match)."""
     out = dict(settings)
     weights = dict(out.get("weights") or {})
     if "files" in weights:
