@@ -2,7 +2,7 @@
 """Extract clip features from raw videos: one (T, C) float32 ``.npy`` per video + a manifest.
 
     python tools/extract_features.py VIDEO_OR_FOLDER... --out-dir DIR --backbone NAME
-        [--weights FILE|none] [--fps F] [--clip-len N] [--stride S] [--size PX]
+        [--weights FILE|none [--seed N]] [--fps F] [--clip-len N] [--stride S] [--size PX]
         [--batch-size B] [--device DEV]
 
 Defaults follow the THUMOS14 features: 30 fps, 16-frame clips, stride 4, and the backbone's
