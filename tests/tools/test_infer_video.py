@@ -118,6 +118,20 @@ def test_random_weights_are_seeded_and_recorded():
     assert torch.equal(torch.get_rng_state(), state)  # the caller's RNG is untouched
 
 
+def test_recorded_seed_is_used_to_rebuild_the_random_weights(trained, tmp_path):
+    root, _, videos = trained
+    (tmp_path / "features").mkdir()
+    _extract(videos[:1], tmp_path / "features", "--seed", "7")
+    manifest = json.loads((tmp_path / "features" / MANIFEST_NAME).read_text())
+    assert manifest["settings"]["weights"] == {"kind": "random", "seed": 7}
+    config = _write_config(tmp_path)
+    keep = tmp_path / "kept"
+    infer.detect(str(config), str(root / "model.pth.tar"), videos[:1], keep_features=str(keep))
+    seven = np.load(tmp_path / "features" / "v0.npy")
+    assert np.array_equal(np.load(keep / "v0.npy"), seven)
+    assert not np.allclose(seven, np.load(root / "features" / "v0.npy"))  # seed 0 differs
+
+
 def test_manifest_that_disagrees_with_the_config_is_refused(trained, tmp_path):
     root, _, videos = trained
     config = _write_config(tmp_path, feat_folder=str(root / "features"), num_frames=16)
