@@ -14,6 +14,9 @@
 
 It exits with the failing step's status when generation, training or evaluation fails.
 
+``--video`` runs the offline video demo instead (tools/video_demo.py: generated video files
+through make_annotations, extract_features, make_config, train, eval and infer).
+
 ``--dry-run`` runs the same pipeline on a tiny data set (8 videos, 2 epochs) in a temporary
 folder, in seconds; the tests use it. ``--seed``, ``--noise``, ``--videos`` and ``--epochs``
 change the data set / schedule (a derived config is then written next to the experiment).
@@ -203,6 +206,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--video" in argv:  # the offline video demo (tools/video_demo.py)
+        from video_demo import main as video_main
+        return video_main([a for a in argv if a != "--video"])
     args = parse_args(argv)
     start = time.time()
     os.chdir(REPO)

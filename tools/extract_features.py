@@ -2,7 +2,7 @@
 """Extract clip features from raw videos: one (T, C) float32 ``.npy`` per video + a manifest.
 
     python tools/extract_features.py VIDEO_OR_FOLDER... --out-dir DIR --backbone NAME
-        [--weights FILE|none] [--fps F] [--clip-len N] [--stride S] [--size PX]
+        [--weights FILE|none [--seed N]] [--fps F] [--clip-len N] [--stride S] [--size PX]
         [--batch-size B] [--device DEV]
 
 Defaults follow the THUMOS14 features: 30 fps, 16-frame clips, stride 4, and the backbone's
@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default="none", metavar="FILE|none",
                    help="state_dict file ('rgb.pt,flow.pt' for i3d); 'none' = random weights "
                         "(tests and demos only)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="with --weights none: seed of the random weights, recorded in the "
+                        "manifest (0)")
     p.add_argument("--fps", type=float, default=30.0, help="frames per second sampled (30)")
     p.add_argument("--clip-len", type=int, default=16, metavar="N", help="frames per clip (16)")
     p.add_argument("--stride", type=int, default=4, metavar="S",
@@ -81,7 +84,7 @@ def _report(result: ExtractResult, out_dir: str) -> List[str]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        backbone = make_backbone(args.backbone, weights=args.weights)
+        backbone = make_backbone(args.backbone, weights=args.weights, seed=args.seed)
         result = extract_features(args.inputs, args.out_dir, backbone, fps=args.fps,
                                   clip_len=args.clip_len, stride=args.stride, size=args.size,
                                   batch_size=args.batch_size, device=args.device)

@@ -12,14 +12,12 @@ from typing import List, Optional, Sequence, Union
 import av
 import numpy as np
 
+from libs.video.synthetic import CODEC, TIME_BASE, write_video
+
 __all__ = ["CODEC", "make_video", "make_audio_only", "make_zero_frame_video", "make_frames",
            "frame_index_of", "frame_times"]
 
-# mpeg4 ships in every PyAV wheel; intra-only (gop 1) with fine quantisation keeps colours close
-CODEC = "mpeg4"
-# MPEG-4 part 2 caps the time-base denominator at 65535; 1/60000 is exact for 30, 25, 60 and
-# 30000/1001 fps
-_TIME_BASE = Fraction(1, 60000)
+_TIME_BASE = TIME_BASE
 
 
 def _level(index: int) -> int:
@@ -79,30 +77,16 @@ def make_video(path: Union[str, Path], seconds: float, fps: Union[float, Fractio
                start_s: float = 0.0, gop: int = 1) -> Path:
     """Writes a video of ``seconds`` (or ``num_frames`` frames) at ``fps`` and returns its path.
 
-    Frame i is presented at ``frame_times(n, fps, vfr)[i]`` (pts set by hand on a 1/60000 time
-    base, so 30000/1001 and variable rates are exact), plus ``start_s`` (a stream whose first
-    pts is not 0). ``size`` = (width, height), even numbers. ``gop``: frames per keyframe
-    interval (1: every frame a keyframe; real videos use 12 to 250).
+    Frame i is presented at ``frame_times(n, fps, vfr)[i]`` (``libs.video.synthetic.write_video``
+    sets the pts by hand on a 1/60000 time base, so 30000/1001 and variable rates are exact),
+    plus ``start_s`` (a stream whose first pts is not 0). ``size`` = (width, height), even
+    numbers. ``gop``: frames per keyframe interval (1: every frame a keyframe; real videos use
+    12 to 250).
     """
-    path = Path(path)
     fps = Fraction(fps).limit_denominator(100000)
     n = int(num_frames) if num_frames is not None else int(round(seconds * fps))
-    frames = make_frames(n, size, pattern)
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(codec, rate=fps)
-        stream.width, stream.height = int(size[0]), int(size[1])
-        stream.pix_fmt = "yuv420p"
-        stream.time_base = _TIME_BASE
-        stream.codec_context.time_base = _TIME_BASE
-        stream.codec_context.gop_size = int(gop)
-        stream.codec_context.qmin, stream.codec_context.qmax = 1, 3
-        for i, t in enumerate(frame_times(n, fps, vfr)):
-            frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
-            frame.pts = int(round((Fraction(t) + Fraction(start_s)) / _TIME_BASE))
-            frame.time_base = _TIME_BASE
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    return path
+    return write_video(path, make_frames(n, size, pattern), frame_times(n, fps, vfr), size, fps,
+                       codec=codec, gop=gop, start_s=start_s)
 
 
 def make_audio_only(path: Union[str, Path], seconds: float = 1.0, rate: int = 16000) -> Path:

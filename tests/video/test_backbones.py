@@ -146,4 +146,4 @@ def test_registered_attributes(name, dim, crop, resize, mean):
     assert not model.training
     info = model.describe()
     assert info["backbone"] == name and info["feature_dim"] == dim
-    assert info["weights"] == {"kind": "random"}
+    assert info["weights"] == {"kind": "random", "seed": 0}

@@ -152,7 +152,7 @@ def test_random_weights_warn_and_log(caplog):
                                              "features are meaningless"):
             model = make_backbone("r3d_18", weights=None)
     assert any("RANDOM weights" in r.getMessage() for r in caplog.records)
-    assert model.weights_info == {"kind": "random"}
+    assert model.weights_info == {"kind": "random", "seed": 0}
 
 
 def test_same_padding_hand_worked():

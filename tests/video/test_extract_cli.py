@@ -62,7 +62,7 @@ def test_r3d_end_to_end_through_the_command(tmp_path, clip_video):
     assert feats.shape == (3, 512) and feats.dtype == np.float32 and np.isfinite(feats).all()
     manifest = json.loads((tmp_path / "out" / MANIFEST_NAME).read_text())
     s = manifest["settings"]
-    assert (s["backbone"], s["weights"], s["feature_dim"]) == ("r3d_18", {"kind": "random"}, 512)
+    assert (s["backbone"], s["weights"], s["feature_dim"]) == ("r3d_18", {"kind": "random", "seed": 0}, 512)
     assert s["frames"]["crop_size"] == 112 and s["frames"]["resize_to"] == [128, 171]
     assert s["pixel_normalisation"]["mean"] == pytest.approx([0.43216, 0.394666, 0.37645])
 
