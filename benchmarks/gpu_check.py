@@ -5,7 +5,8 @@ memory, printed as ONE table.
 
 Rows (each from the same seeded weights and inputs; detections compared with the fp32 fast
 run, training losses with the fp32 faithful run):
-  * tests: pytest on the device-parametrised tests (conformance, test_devices, test_amp);
+  * tests: pytest on the device-parametrised tests (conformance stages, test_devices:
+    training vs the original's checkpoints, eval.py mAP, DDP with NCCL; test_amp; NMS);
   * infer b1 <mode> <precision>: ``model([item])`` per video (network + decoding + NMS);
   * infer b<N> fast fp32: the network on batches of N videos of similar length (padded to
     the longest's original length), decoding per video;
@@ -41,7 +42,8 @@ from libs.modeling import make_meta_arch  # noqa: E402
 from libs.utils.device import (describe_devices, exact_float32, peak_memory_mib,  # noqa: E402
                                reset_peak_memory, resolve_device, synchronize)
 
-TEST_PATHS = ["tests/conformance", "tests/e2e/test_devices.py", "tests/engine/test_amp.py"]
+TEST_PATHS = ["tests/conformance", "tests/e2e/test_devices.py", "tests/engine/test_amp.py",
+              "tests/ops/test_nms.py::test_torch_kernels_on_gpu_match_cpu"]
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 

@@ -21,7 +21,7 @@ from tests._assets import REPO_ROOT, conformance_path
 from tests.e2e import ddp_device_worker, ddp_real_worker as worker
 from tests.e2e.conftest import run_script, write_tiny_config
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.cuda]
 
 
 def train_tiny(tmp: Path, device: torch.device) -> Path:
