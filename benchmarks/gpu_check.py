@@ -39,7 +39,7 @@ from _common import (ROOT, SHARED, add_common_args, apply_threads,  # noqa: E402
 from libs.core import load_config  # noqa: E402
 from libs.engine.amp import AMP_MODES  # noqa: E402
 from libs.modeling import make_meta_arch  # noqa: E402
-from libs.utils.device import (describe_devices, exact_float32, peak_memory_mib,  # noqa: E402
+from libs.utils.device import (describe_devices, peak_memory_mib,  # noqa: E402
                                reset_peak_memory, resolve_device, synchronize)
 
 TEST_PATHS = ["tests/conformance", "tests/e2e/test_devices.py", "tests/engine/test_amp.py",
@@ -224,7 +224,7 @@ def main() -> int:
     args = parser.parse_args()
     apply_threads(args)
     device = resolve_device(args.device)
-    exact_float32(True)
+    # PyTorch's defaults, as the original (cuDNN may use TF32; the tests switch it off)
     print(machine_line())
     print(describe_devices())
     rows = [test_row(device)] if (args.tests if args.tests is not None else not args.tiny) \
