@@ -10,8 +10,9 @@ import sys
 
 import pytest
 
-SCRIPTS = ["bench_bf16.py", "bench_eval.py", "bench_inference.py", "bench_model.py",
-           "bench_nms.py", "bench_positions.py", "bench_tiny.py", "bench_train.py"]
+SCRIPTS = ["bench_bf16.py", "bench_eval.py", "bench_fidelity.py", "bench_inference.py",
+           "bench_model.py", "bench_nms.py", "bench_positions.py", "bench_tiny.py",
+           "bench_train.py"]
 
 
 def _run(repo_root, *args, timeout=300, program=None):
@@ -39,6 +40,16 @@ def test_tiny_benchmark_compares_modes_end_to_end(repo_root, conformance_dir):
     for mode in ("faithful", "overhead", "fast"):
         assert f"\n{mode} " in proc.stdout
     assert "check: first-iteration loss equal to faithful" in proc.stdout
+
+
+@pytest.mark.slow
+def test_fidelity_benchmark_trains_and_evaluates_both_procedures(repo_root, conformance_dir):
+    proc = _run(repo_root, "benchmarks/bench_fidelity.py", "--configs", "tiny", "--seeds", "1",
+                "--epochs-scale", "tiny", timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    for mode in ("faithful", "fast"):
+        assert f"tiny seed 1 {mode}: average mAP " in proc.stdout
+    assert "tiny: faithful " in proc.stdout and "the seed spread" in proc.stdout
 
 
 def test_gpu_check_script_parses_options(repo_root):

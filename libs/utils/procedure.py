@@ -12,17 +12,27 @@ LayerNorm, separate q / k / v paths, the overlapping-chunk local attention, head
 level, label assignment video by video, TorchScript-compiled losses (the original's
 ``@torch.jit.script``: their compiled backward rounds differently from eager PyTorch), the
 optimizer's per-parameter loop, ``clip_grad_norm_``'s per-tensor loop and the EMA updated
-entry by entry. ``FAST`` agrees with it to float rounding (docs/performance.md).
+entry by entry, and the CPU kernels of the original's reference runs (AVX2: PyTorch's and
+oneDNN's AVX-512 kernels round differently). ``FAST`` agrees with it to float rounding
+(docs/performance.md).
 """
 from __future__ import annotations
 
 import dataclasses
+import os
+import warnings
 from typing import Any, Mapping, Optional
+
+import torch
 
 from .device import enlarge_onednn_primitive_cache
 
 __all__ = ["Procedure", "FAITHFUL", "FAST", "procedure_from_config", "procedure_named",
-           "configure_process"]
+           "configure_process", "cap_cpu_isa"]
+
+# environment variables that cap PyTorch's own CPU kernels and oneDNN's at an ISA (both are
+# read when the first kernel runs; a value the user set is kept)
+_ISA_ENV = {"AVX2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +54,9 @@ class Procedure:
         foreach_ema: EMA updated with the foreach kernels (else entry by entry).
         large_onednn_cache: :func:`configure_process` enlarges the oneDNN kernel cache
             (needed when minimal padding gives every batch its own length).
+        cpu_isa: vector ISA the CPU kernels are capped at by :func:`configure_process`
+            ('AVX2': the machine of the original's reference runs), or None (the best this
+            CPU has).
     """
     name: str
     train_padding: str
@@ -57,12 +70,16 @@ class Procedure:
     foreach_clip: bool
     foreach_ema: bool
     large_onednn_cache: bool
+    cpu_isa: Optional[str] = None
 
     def __post_init__(self) -> None:
         for field in ("train_padding", "test_padding"):
             if getattr(self, field) not in ("original", "minimal"):
                 raise ValueError(f"Procedure.{field} must be 'original' or 'minimal', got "
                                  f"{getattr(self, field)!r}")
+        if self.cpu_isa not in (None, *_ISA_ENV):
+            raise ValueError(f"Procedure.cpu_isa must be None or one of {sorted(_ISA_ENV)}, "
+                             f"got {self.cpu_isa!r}")
         if self.attention_kernel not in ("banded", "chunked"):
             raise ValueError("Procedure.attention_kernel must be 'banded' or 'chunked', got "
                              f"{self.attention_kernel!r}")
@@ -76,7 +93,7 @@ FAITHFUL = Procedure(
     name="faithful", train_padding="original", test_padding="original", fast_kernels=False,
     attention_kernel="chunked", fuse_head_levels=False, batched_assignment=False,
     scripted_losses=True, fused_optimizer=False, foreach_clip=False, foreach_ema=False,
-    large_onednn_cache=False)
+    large_onednn_cache=False, cpu_isa="AVX2")
 
 FAST = Procedure(
     name="fast", train_padding="minimal", test_padding="minimal", fast_kernels=True,
@@ -118,9 +135,28 @@ def procedure_from_config(cfg: Mapping[str, Any], faithful: Optional[bool] = Non
 
 
 def configure_process(procedure: Procedure) -> None:
-    """Process settings the procedure wants; call once, before the first convolution.
+    """Process settings the procedure wants; call once, before the model's first operator.
 
-    Today: the enlarged oneDNN kernel cache of the fast procedure (device.py).
+    The enlarged oneDNN kernel cache of the fast procedure (device.py); the CPU ISA cap of the
+    faithful one (``cpu_isa``), with a warning when the kernels already run at another ISA
+    (then the process must be started with the variables of ``_ISA_ENV`` set).
     """
     if procedure.large_onednn_cache:
         enlarge_onednn_primitive_cache()
+    if procedure.cpu_isa is not None:
+        cap_cpu_isa(procedure.cpu_isa)
+
+
+def cap_cpu_isa(isa: str) -> bool:
+    """Caps PyTorch's and oneDNN's CPU kernels at ``isa`` (unless the user set the variables);
+    True when PyTorch reports that ISA afterwards. CPUs without it run what they have (warned)."""
+    for name, value in _ISA_ENV[isa].items():
+        os.environ.setdefault(name, value)
+    running = torch.backends.cpu.get_cpu_capability()
+    if running != isa:
+        env = " ".join(f"{k}={v}" for k, v in _ISA_ENV[isa].items())
+        warnings.warn(f"the faithful procedure's CPU kernels run at {running}, not at {isa} as "
+                      f"the original's reference runs; for bitwise equality start the process "
+                      f"with {env}", stacklevel=2)
+        return False
+    return True
