@@ -12,7 +12,8 @@ carry the optional ``loss_normalizer`` / ``rng_state`` keys that make a resume e
 (docs/distributed.md): ``loader.batch_size`` is per process and the learning rate is
 multiplied by the number of processes (the original's ``len(devices)`` rule).
 ``--faithful`` (or ``faithful: true`` in the config) trains with the original's procedure and
-arithmetic (libs/utils/procedure.py, docs/performance.md).
+arithmetic (libs/utils/procedure.py, docs/performance.md). ``--amp bf16|fp16`` (opt-in, off by
+default) trains with mixed precision (libs/engine/amp.py; fp16 with gradient scaling).
 """
 from __future__ import annotations
 
@@ -43,7 +44,8 @@ from torch.nn.parallel import DistributedDataParallel  # noqa: E402
 from libs.core import ConfigError, load_config, save_config  # noqa: E402
 from libs.datasets import make_data_loader, make_dataset  # noqa: E402
 from libs.engine import (ModelEma, make_optimizer, make_scheduler, resume_from,  # noqa: E402
-                         save_checkpoint, train_one_epoch)
+                         save_checkpoint, train_one_epoch, unwrap_model)
+from libs.engine.amp import AMP_MODES, make_mixed_precision  # noqa: E402
 from libs.engine.checkpoint import INTERRUPTED_NAME, capture_rng_state  # noqa: E402
 from libs.engine.train_loop import install_num_pos_reducer  # noqa: E402
 from libs.modeling import make_meta_arch  # noqa: E402
@@ -77,6 +79,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--faithful", action="store_true",
                         help="the original's training procedure and arithmetic (default: the "
                              "config's 'faithful' key, false)")
+    parser.add_argument("--amp", default=None, choices=sorted(AMP_MODES),
+                        help="opt-in mixed-precision training: bf16 or fp16 autocast of the "
+                             "network (fp16 with gradient scaling); default float32")
     return parser.parse_args(argv)
 
 
@@ -151,6 +156,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if main_proc:
         print("Using model EMA ...")
     model_ema = ModelEma(model, foreach=procedure.foreach_ema)
+    amp = make_mixed_precision(args.amp, device)
+    if amp is not None:
+        amp.attach(unwrap_model(model))
 
     start_epoch, skip_iters, resume_rng = 0, 0, None
     if args.resume:
@@ -190,7 +198,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             skip_iters=skip_iters if epoch == start_epoch else 0,
             resume_rng=resume_rng if epoch == start_epoch else None,
             generator=rng_generator, global_num_pos=global_num_pos,
-            clip_foreach=procedure.foreach_clip)
+            clip_foreach=procedure.foreach_clip, amp=amp)
         extra = {"loss_normalizer": float(net.loss_normalizer)}
         if result["interrupted"]:
             extra.update(rng_state=epoch_rng, iteration=result["completed"],

@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from libs.engine.amp import make_mixed_precision  # noqa: E402
 from libs.engine.ema import ModelEma  # noqa: E402
 from libs.engine.lr_schedulers import make_scheduler  # noqa: E402
 from libs.engine.optim import make_optimizer  # noqa: E402
@@ -142,14 +143,18 @@ def procedure_for(mode: str) -> Procedure:
     return procedure_named(mode)
 
 
-def build_procedure(base: torch.nn.Module, cfg: Mapping, mode: str, iters_per_epoch: int
+def build_procedure(base: torch.nn.Module, cfg: Mapping, mode: str, iters_per_epoch: int,
+                    amp: Optional[str] = None
                     ) -> Tuple[torch.nn.Module, Callable[[Sequence[Mapping]], torch.Tensor]]:
     """(model copy, step function returning the detached final loss) for ``mode``, built
     through the one procedure switch (the model's ``apply_procedure`` and the engine's
-    procedure arguments), as train.py does."""
+    procedure arguments), as train.py does; ``amp`` 'bf16' / 'fp16' as train.py --amp."""
     procedure = procedure_for(mode)
     model = copy.deepcopy(base).train()
     model.apply_procedure(procedure)
+    mixed = make_mixed_precision(amp, next(model.parameters()).device)
+    if mixed is not None:
+        mixed.attach(model)
     optimizer = make_optimizer(model, cfg["opt"], procedure=procedure)
     scheduler = make_scheduler(optimizer, cfg["opt"], iters_per_epoch)
     ema = ModelEma(model, foreach=procedure.foreach_ema)
@@ -157,7 +162,7 @@ def build_procedure(base: torch.nn.Module, cfg: Mapping, mode: str, iters_per_ep
 
     def step(batch):
         losses = train_step(batch, model, optimizer, scheduler, ema, clip,
-                            clip_foreach=procedure.foreach_clip)
+                            clip_foreach=procedure.foreach_clip, amp=mixed)
         return losses["final_loss"].detach()
     return model, step
 

@@ -4,20 +4,22 @@ check included) at a reduced scale. Timings are printed, never asserted."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 
 SCRIPTS = ["bench_bf16.py", "bench_eval.py", "bench_extract.py", "bench_fidelity.py",
-           "bench_inference.py",
-           "bench_model.py", "bench_nms.py", "bench_tiny.py", "bench_train.py"]
+           "bench_inference.py", "bench_model.py", "bench_nms.py", "bench_positions.py",
+           "bench_tiny.py", "bench_train.py"]
 
 
-def _run(repo_root, *args, timeout=300):
-    env = dict(os.environ, PYTHONPATH=str(repo_root), OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, *args], cwd=repo_root, env=env, timeout=timeout,
-                          capture_output=True, text=True)
+def _run(repo_root, *args, timeout=300, program=None):
+    env = dict(os.environ, PYTHONPATH=str(repo_root), OMP_NUM_THREADS="1",
+               PYTHON=sys.executable)
+    return subprocess.run(program or [sys.executable, *args], cwd=repo_root, env=env,
+                          timeout=timeout, capture_output=True, text=True)
 
 
 def test_every_benchmark_is_listed(repo_root):
@@ -57,3 +59,23 @@ def test_fidelity_benchmark_trains_and_evaluates_both_procedures(repo_root, conf
     for mode in ("faithful", "fast"):
         assert f"tiny seed 1 {mode}: average mAP " in proc.stdout
     assert "tiny: faithful " in proc.stdout and "the seed spread" in proc.stdout
+
+
+def test_gpu_check_script_parses_options(repo_root):
+    proc = _run(repo_root, "benchmarks/gpu_check.py", "--help", timeout=120)
+    assert proc.returncode == 0 and "--tiny" in proc.stdout, proc.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_gpu_check_dry_run_prints_one_table_of_every_row(repo_root, conformance_dir):
+    proc = _run(repo_root, program=["bash", "benchmarks/gpu_check.sh", "--dry-run"])
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert proc.stdout.count("\nwork ") == 1  # one table header
+    for row in ("infer b1 fast fp32", "infer b1 faithful fp32", "infer b1 fast bf16",
+                "infer b1 fast fp16", "infer b2 fast fp32", "train faithful fp32",
+                "train fast fp32", "train fast bf16", "train fast fp16"):
+        assert f"\n{row} " in proc.stdout, row
+    # the fast fp32 detections equal the faithful ones; the training losses start equal
+    assert re.search(r"\ninfer b1 faithful fp32 .* 100\.0% dets matched", proc.stdout)
+    assert re.search(r"\ntrain fast fp32 .* loss max rel \d\.\de-0[4-9]|"
+                     r"\ntrain fast fp32 .* loss max rel 0\.0e\+00", proc.stdout)

@@ -35,6 +35,7 @@ from torch import nn
 from libs.utils import AverageMeter, comm, synchronize
 from libs.utils.cli import UserError
 
+from .amp import MixedPrecision
 from .checkpoint import restore_rng_state
 from .wrapping import unwrap_model
 
@@ -126,18 +127,25 @@ class NonFiniteWatch:
 def train_step(video_list: Sequence[Mapping], model: nn.Module,
                optimizer: torch.optim.Optimizer, scheduler: Any,
                model_ema: Optional[nn.Module] = None, clip_grad_l2norm: float = -1,
-               grad_scale: float = 1.0, clip_foreach: bool = True) -> Dict[str, torch.Tensor]:
+               grad_scale: float = 1.0, clip_foreach: bool = True,
+               amp: Optional[MixedPrecision] = None) -> Dict[str, torch.Tensor]:
     """One optimisation step on a batch (a list of video dicts); returns the loss dict.
-    ``clip_foreach``: see :func:`clip_grad_norm` (the procedure's ``foreach_clip``)."""
+    ``clip_foreach``: see :func:`clip_grad_norm` (the procedure's ``foreach_clip``);
+    ``amp``: opt-in mixed precision (amp.py; the model autocasts, this scales the loss)."""
     optimizer.zero_grad(set_to_none=True)
     losses = model(video_list)
-    if grad_scale == 1.0:
-        losses["final_loss"].backward()
+    loss = losses["final_loss"] if grad_scale == 1.0 else losses["final_loss"] * grad_scale
+    if amp is None:
+        loss.backward()
     else:
-        (losses["final_loss"] * grad_scale).backward()
+        amp.backward(loss)
+        amp.unscale(optimizer)
     if clip_grad_l2norm > 0.0:
         clip_grad_norm(model.parameters(), clip_grad_l2norm, foreach=clip_foreach)
-    optimizer.step()
+    if amp is None:
+        optimizer.step()
+    else:
+        amp.step(optimizer)
     scheduler.step()
     if model_ema is not None:
         model_ema.update(unwrap_model(model))
@@ -193,7 +201,8 @@ def train_one_epoch(train_loader: Any, model: nn.Module, optimizer: torch.optim.
                     resume_rng: Optional[Mapping[str, Any]] = None,
                     generator: Optional[torch.Generator] = None,
                     global_num_pos: bool = False,
-                    clip_foreach: bool = True) -> EpochResult:
+                    clip_foreach: bool = True,
+                    amp: Optional[MixedPrecision] = None) -> EpochResult:
     """Trains one epoch.
 
     Args:
@@ -213,6 +222,7 @@ def train_one_epoch(train_loader: Any, model: nn.Module, optimizer: torch.optim.
         generator: the loader's generator (restored with ``resume_rng``).
         global_num_pos: the model sums the positive count over processes (see module doc).
         clip_foreach: foreach gradient clipping (the procedure's ``foreach_clip``).
+        amp: opt-in mixed precision (amp.py), None for float32.
 
     Returns:
         :class:`EpochResult` with ``completed`` (iterations done in this epoch, including the
@@ -245,7 +255,7 @@ def train_one_epoch(train_loader: Any, model: nn.Module, optimizer: torch.optim.
                 restore_rng_state(resume_rng, generator)
             continue
         losses = train_step(video_list, model, optimizer, scheduler, model_ema,
-                            clip_grad_l2norm, grad_scale, clip_foreach=clip_foreach)
+                            clip_grad_l2norm, grad_scale, clip_foreach=clip_foreach, amp=amp)
         watch.update(losses, it, video_list)
         completed = it + 1
         if it != 0 and it % print_freq == 0:

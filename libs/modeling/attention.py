@@ -9,11 +9,12 @@ because it is a direct parameter).
 
 Differences from the original: the local attention computes the band directly (Appendix D):
 query blocks meet the keys around them in one matrix product each and the band is read out by
-an exact reshape, instead of the Longformer overlapping-chunk trick. The semantics are those of
-docs/reference.md §3.3: out-of-range
-keys excluded (-inf), padded keys get an additive -1e4, ``rel_pe`` is added before the key
-mask, rows of padded queries are zeroed after the softmax. The original's precondition
-T % 2w == 0 is kept so that the same inputs are accepted and rejected.
+an exact reshape, instead of the Longformer overlapping-chunk trick (which the faithful
+procedure runs operator for operator: chunked_attention.py). The semantics are those of
+docs/reference.md §3.3: out-of-range keys excluded (-inf), padded keys get an additive -1e4,
+``rel_pe`` is added before the key mask, rows of padded queries are zeroed after the softmax.
+The original's precondition T % 2w == 0 is kept so that the same inputs are accepted and
+rejected.
 
 Heads are head-major in channels: channel ``h * hs + d`` (B, C, T) -> (B, nh, T, hs).
 
@@ -35,6 +36,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .blocks import Conv1d, LayerNorm, MaskedConv1D, use_fast_kernel
+from .chunked_attention import chunked_attention_flat, chunked_window_attention, flat_heads
 from .weight_init import trunc_normal_
 
 __all__ = ["MaskedMHA", "MaskedMHCA", "LocalMaskedMHCA", "local_window_attention",
@@ -180,83 +182,6 @@ def local_window_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     return out.reshape(B, nh, t_pad, hs)[:, :, :T]           # (B, nh, T, hs)
 
 
-# --------------------------------------------------------------- the original's algorithm
-def _overlapping_chunks(x: torch.Tensor, w: int) -> torch.Tensor:
-    """(BH, T, d) -> (BH, T / w - 1, 2w, d): chunks of 2w steps overlapping by w (a view)."""
-    BH, T, d = x.shape
-    x = x.contiguous().view(BH, T // (2 * w), 2 * w, d)
-    size, stride = list(x.size()), list(x.stride())
-    size[1], stride[1] = size[1] * 2 - 1, stride[1] // 2
-    return x.as_strided(size=size, stride=stride)
-
-
-def _chunked_band_scores(q: torch.Tensor, k: torch.Tensor, w: int) -> torch.Tensor:
-    """Band scores (BH, T, 2w + 1) of (BH, T, d) queries and keys from chunk products; column
-    c of row i is key i - w + c; out-of-range corners are -inf."""
-    BH, T, _ = q.shape
-    n = T // w - 1
-    chunk = torch.einsum("bcxd,bcyd->bcxy", _overlapping_chunks(q, w),
-                         _overlapping_chunks(k, w))                       # (BH, n, 2w, 2w)
-    # pad one row and re-read as (2w, 2w + 1): row x then holds keys x - w ... x + w
-    chunk = F.pad(chunk, (0, 0, 0, 1)).view(BH, n, 2 * w, 2 * w + 1)
-    band = chunk.new_zeros(BH, n + 1, w, 2 * w + 1)
-    band[:, :-1, :, w:] = chunk[:, :, :w, :w + 1]
-    band[:, -1, :, w:] = chunk[:, -1, w:, :w + 1]
-    band[:, 1:, :, :w] = chunk[:, :, -(w + 1):-1, w + 1:]
-    band[:, 0, 1:w, 1:w] = chunk[:, 0, :w - 1, 1 - w:]
-    band = band.view(BH, T, 2 * w + 1)
-    begin = band.new_ones(w, w + 1).tril().flip(dims=[0]).bool()         # keys before 0
-    band[:, :w, :w + 1] = band[:, :w, :w + 1].masked_fill(begin, float("-inf"))
-    end = begin.flip(dims=(0, 1))                                        # keys after T - 1
-    band[:, -w:, -(w + 1):] = band[:, -w:, -(w + 1):].masked_fill(end, float("-inf"))
-    return band
-
-
-def _chunked_band_values(probs: torch.Tensor, v: torch.Tensor, w: int) -> torch.Tensor:
-    """sum_c probs[i, c] * v[i - w + c] from chunk products: (BH, T, 2w + 1), (BH, T, d)."""
-    BH, T, d = v.shape
-    n = T // w
-    padded_v = F.pad(v, (0, 0, w, w), value=-1.0)  # pads always meet a zero weight
-    s0, s1, s2 = padded_v.stride()
-    chunked_v = padded_v.as_strided(size=(BH, n, 3 * w, d), stride=(s0, w * s1, s1, s2))
-    p = probs.reshape(BH, n, w, 2 * w + 1)
-    # diagonalise: row x of chunk c gets its 2w + 1 weights at columns x ... x + 2w of 3w
-    p = F.pad(p, (0, w + 1)).view(BH, n, -1)[:, :, :-w]
-    p = p.view(BH, n, w, 3 * w + 1)[:, :, :, :-1]
-    return torch.einsum("bcwd,bcdh->bcwh", p, chunked_v).reshape(BH, T, d)
-
-
-def chunked_window_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                             kv_mask: torch.Tensor, window_overlap: int,
-                             rel_pe: torch.Tensor | None = None,
-                             attn_drop: nn.Module | None = None) -> torch.Tensor:
-    """The original's local attention algorithm (docs/reference.md §3.3: Longformer overlapping
-    chunks), same arguments and result as :func:`local_window_attention`.
-
-    Not used by the model: kept as the reference the benchmarks' faithful mode runs (it does
-    about four times the band's work in many more operators) and that tests compare the banded
-    kernel with. Needs ``T % (2 * window_overlap) == 0`` (the original's assertion).
-    """
-    B, nh, T, hs = q.shape
-    w = window_overlap
-    assert T % (2 * w) == 0, "chunked attention needs T divisible by 2 * window_overlap"
-    scores = _chunked_band_scores(q.reshape(B * nh, T, hs), k.reshape(B * nh, T, hs), w)
-    scores = scores.view(B, nh, T, 2 * w + 1)
-    if rel_pe is not None:
-        scores = scores + rel_pe.view(1, nh, 1, 2 * w + 1)
-    # the key-mask term: the same banded product of an all-ones query with 0 / -1e4 keys
-    key_term = (1.0 - kv_mask.to(q.dtype))[:, :, None] * -1e4               # (B, T, 1)
-    mask_band = _chunked_band_scores(torch.ones_like(key_term), key_term, w)  # (B, T, 2w+1)
-    scores = scores + mask_band[:, None]
-    probs = F.softmax(scores, dim=-1)
-    probs = probs.masked_fill(torch.logical_not(kv_mask)[:, None, :, None], 0.0)
-    if attn_drop is not None:
-        probs = attn_drop(probs)
-    out = _chunked_band_values(probs.reshape(B * nh, T, 2 * w + 1),
-                               v.reshape(B * nh, T, hs), w)
-    return out.view(B, nh, T, hs)
-
-
 class MaskedMHCA(nn.Module):
     """Global multi-head "conv attention": depthwise conv + LayerNorm before q/k/v.
 
@@ -339,19 +264,22 @@ class MaskedMHCA(nn.Module):
                    for j in range(3))
         return q * self.scale, k, v, out_mask, out_mask
 
-    def _project(self, x: torch.Tensor, mask: torch.Tensor):
-        """Returns q (scaled), k, v as (B, nh, T', hs) and the masks (B, 1, T') of q and kv."""
-        if self._can_fuse_qkv(x):
-            return self._project_fused(x, mask)
+    def _project_channels(self, x: torch.Tensor, mask: torch.Tensor):
+        """The original's three paths: q, k, v (B, C, T') unscaled and the q / kv masks."""
         q, qx_mask = self.query_conv(x, mask)
         q = self.query_norm(q)
         k, kv_mask = self.key_conv(x, mask)
         k = self.key_norm(k)
         v, _ = self.value_conv(x, mask)
         v = self.value_norm(v)
-        q = _split_heads(self.query(q), self.n_head)
-        k = _split_heads(self.key(k), self.n_head)
-        v = _split_heads(self.value(v), self.n_head)
+        return self.query(q), self.key(k), self.value(v), qx_mask, kv_mask
+
+    def _project(self, x: torch.Tensor, mask: torch.Tensor):
+        """Returns q (scaled), k, v as (B, nh, T', hs) and the masks (B, 1, T') of q and kv."""
+        if self._can_fuse_qkv(x):
+            return self._project_fused(x, mask)
+        q, k, v, qx_mask, kv_mask = self._project_channels(x, mask)
+        q, k, v = (_split_heads(t, self.n_head) for t in (q, k, v))
         return q * self.scale, k, v, qx_mask, kv_mask
 
     def _output(self, out: torch.Tensor, qx_mask: torch.Tensor) -> torch.Tensor:
@@ -404,14 +332,26 @@ class LocalMaskedMHCA(MaskedMHCA):
 
         Returns: (out (B, C, T / stride) zero at padded queries, query mask (B, 1, T / stride)).
         """
+        if self.attention_kernel == "chunked":
+            return self._forward_chunked(x, mask)
         q, k, v, qx_mask, kv_mask = self._project(x, mask)
         T = q.shape[2]
         if self.check_length_divisible:
             assert T % (2 * self.window_overlap) == 0, \
                 "local attention needs the (downsampled) length to be divisible by " \
                 "2 * (window // 2)"
-        kernel = (chunked_window_attention if self.attention_kernel == "chunked"
-                  else local_window_attention)
-        out = kernel(q, k, v, kv_mask[:, 0, :], self.window_overlap,
-                     rel_pe=self.rel_pe if self.use_rel_pe else None, attn_drop=self.attn_drop)
+        out = local_window_attention(q, k, v, kv_mask[:, 0, :], self.window_overlap,
+                                     rel_pe=self.rel_pe if self.use_rel_pe else None,
+                                     attn_drop=self.attn_drop)
+        return self._output(out, qx_mask), qx_mask
+
+    def _forward_chunked(self, x: torch.Tensor, mask: torch.Tensor
+                         ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The original's forward operator for operator (chunked_attention.py)."""
+        q, k, v, qx_mask, kv_mask = self._project_channels(x, mask)
+        q, k, v = (flat_heads(t, self.n_head) for t in (q, k, v))
+        q *= self.scale
+        out = chunked_attention_flat(q, k, v, kv_mask, self.n_head, self.window_overlap,
+                                     rel_pe=self.rel_pe if self.use_rel_pe else None,
+                                     attn_drop=self.attn_drop)
         return self._output(out, qx_mask), qx_mask

@@ -226,7 +226,9 @@ class LayerNorm(nn.Module):
         sigma = torch.mean(res ** 2, dim=1, keepdim=True)
         out = res / torch.sqrt(sigma + self.eps)
         if self.affine:
-            out = out * self.weight + self.bias
+            # in place, as the original (no new (B, C, T) buffers)
+            out *= self.weight
+            out += self.bias
         return out
 
 

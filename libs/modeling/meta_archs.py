@@ -188,7 +188,10 @@ class PtTransformer(nn.Module):
 
     Attributes that switch speed-ups (docs/performance.md):
         padding: 'minimal' | 'original' (training and inference through ``forward``).
-        bf16_inference: bool, False by default; bf16 autocast of the network at inference.
+        bf16_inference: bool, False by default; bf16 autocast of the network at inference
+            (``inference_amp_dtype`` = torch.bfloat16; float16 is possible there too).
+        train_amp_dtype: None by default; torch.bfloat16 / float16 autocast of the network in
+            training (the losses stay float32).
     """
 
     def __init__(self, backbone_type: str, fpn_type: str, backbone_arch: Sequence[int],
@@ -234,7 +237,8 @@ class PtTransformer(nn.Module):
         self.train_padding = train_cfg.get("padding", "minimal")
         self.batched_assignment = True
         self.scripted_losses = False
-        self.bf16_inference = False
+        self.inference_amp_dtype = None  # opt-in autocast at inference (bf16_inference)
+        self.train_amp_dtype = None  # opt-in training autocast (train.py --amp, engine/amp.py)
         # what the minimal padding rule needs to know (padding.py): pyramid levels, how far
         # past a valid position any operator reads (kernel // 2 of the embedding and head
         # convs; 1 for the k=3 attention / FPN / ConvBlock convs; the strided conv and
@@ -332,6 +336,14 @@ class PtTransformer(nn.Module):
     @train_padding.setter
     def train_padding(self, mode: str) -> None:
         self._train_padding = check_padding_mode(mode)
+
+    @property
+    def bf16_inference(self) -> bool:
+        return self.inference_amp_dtype == torch.bfloat16
+
+    @bf16_inference.setter
+    def bf16_inference(self, enabled: bool) -> None:
+        self.inference_amp_dtype = torch.bfloat16 if enabled else None
 
     @property
     def loss_normalizer(self) -> float:
@@ -436,8 +448,10 @@ class PtTransformer(nn.Module):
     def forward(self, video_list: Sequence[Mapping]):
         """Training: returns ``{'cls_loss', 'reg_loss', 'final_loss'}``; evaluation: a list of
         per-video detections ``{'video_id', 'segments' (seconds), 'scores', 'labels'}``."""
-        use_bf16 = self.bf16_inference and not self.training
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+        amp_dtype = self.train_amp_dtype if self.training else self.inference_amp_dtype
+        use_bf16 = amp_dtype is not None
+        with torch.autocast(self.device.type, dtype=amp_dtype or torch.bfloat16,
+                            enabled=use_bf16):
             padding = self.train_padding if self.training else self.padding
             out = self.forward_features(video_list, padding=padding)
         if use_bf16:

@@ -25,12 +25,15 @@ import torch
 from .cli import UserError
 
 __all__ = ["DeviceError", "resolve_device", "synchronize", "is_cuda_available", "describe_devices",
-           "manual_seed_cuda", "set_cuda_device", "enlarge_onednn_primitive_cache"]
+           "manual_seed_cuda", "set_cuda_device", "enlarge_onednn_primitive_cache",
+           "DEVICE_TYPES", "device_type_available", "exact_float32", "peak_memory_mib",
+           "reset_peak_memory"]
 
 ONEDNN_CACHE_ENV = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
 ONEDNN_CACHE_CAPACITY = 32768
 
 _CUDA = "cuda"
+DEVICE_TYPES = ("cpu", _CUDA)  # the device types tests and benchmarks are parametrised over
 _WARNED: set = set()  # the CPU fall-back is announced once per process and device string
 
 
@@ -138,3 +141,30 @@ def enlarge_onednn_primitive_cache(capacity: int = ONEDNN_CACHE_CAPACITY) -> boo
         return False
     os.environ[ONEDNN_CACHE_ENV] = str(int(capacity))
     return True
+
+
+def device_type_available(device_type: str) -> bool:
+    """True for 'cpu', and for 'cuda' when a GPU is visible."""
+    return device_type == "cpu" or (device_type == _CUDA and is_cuda_available())
+
+
+def exact_float32(enabled: bool = True) -> None:
+    """Turns TensorFloat-32 off (``enabled``) or back on for CUDA matmuls and convolutions.
+
+    PyTorch lets cuDNN convolutions use TF32 by default on Ampere and later GPUs (~1e-3
+    relative error); comparisons with float32 reference tensors need it off."""
+    torch.backends.cuda.matmul.allow_tf32 = not enabled
+    torch.backends.cudnn.allow_tf32 = not enabled
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    """Restarts the peak GPU memory counter of ``device`` (no-op off CUDA)."""
+    if torch.device(device).type == _CUDA:
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory_mib(device: torch.device) -> float:
+    """Peak GPU memory allocated on ``device`` since the last reset, MiB (0 off CUDA)."""
+    if torch.device(device).type != _CUDA:
+        return 0.0
+    return torch.cuda.max_memory_allocated(device) / 2 ** 20

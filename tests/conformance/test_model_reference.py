@@ -4,6 +4,10 @@
 Both checkpoints are checked; ``perturbed`` is the primary target (at init every block is
 nearly the identity, which hides many bugs). The model is built from the original's merged
 config stored in tiny_expected.pt and, in one test, from tiny_thumos.yaml via load_config.
+
+The stage tests run on every device of the ``device`` fixture (the GPU when present, TF32 off)
+against the same CPU reference tensors and tolerances; the seeded drop-path test stays on
+the CPU (the GPU draws other random numbers).
 """
 from __future__ import annotations
 
@@ -16,6 +20,9 @@ import torch
 from libs.modeling import AffineDropPath, make_meta_arch
 from libs.modeling.decoding import inference_single_video
 from tests._matching import assert_same_multiset, count_unmatched
+from tests.conftest import to_device
+
+CPU = torch.device("cpu")
 
 # tolerances of the conformance README, in one place
 TOL = {
@@ -54,14 +61,14 @@ def build_model(cfg):
 
 
 @pytest.fixture(scope="module")
-def models(expected, conformance_dir):
+def models(expected, conformance_dir, device):
     """Eval-mode models with ``state_dict_ema`` loaded (as eval.py does), per checkpoint."""
     out = {}
     for name, folder in CHECKPOINTS.items():
         ckpt = torch.load(conformance_dir / folder / "epoch_000.pth.tar")
         model = build_model(expected["config"])
         model.load_state_dict(strip_module_prefix(ckpt["state_dict_ema"]), strict=True)
-        out[name] = model.eval()
+        out[name] = model.to(device).eval()
     return out
 
 
@@ -82,15 +89,15 @@ def eval_outputs(models, inputs):
                     heads["points"], [m[0] for m in heads["fpn_masks"]],
                     [c[0] for c in heads["cls_logits"]], [o[0] for o in heads["offsets"]],
                     s.pre_nms_thresh, s.pre_nms_topk, s.duration_thresh)
-                out[name, vid] = dict(batched_inputs=x, batched_masks=mask,
+                out[name, vid] = to_device(dict(batched_inputs=x, batched_masks=mask,
                                       backbone_feats=feats, backbone_masks=masks,
                                       fpn_feats=fpn_feats, fpn_masks=fpn_masks,
                                       points=heads["points"], cls_logits=heads["cls_logits"],
-                                      offsets=heads["offsets"], pre_nms=pre_nms)
+                                      offsets=heads["offsets"], pre_nms=pre_nms), CPU)
     return out
 
 
-def train_model(expected, conformance_dir, checkpoint, drop_path_active):
+def train_model(expected, conformance_dir, checkpoint, drop_path_active, device=CPU):
     ckpt = torch.load(conformance_dir / CHECKPOINTS[checkpoint] / "epoch_000.pth.tar")
     model = build_model(expected["config"])
     model.load_state_dict(strip_module_prefix(ckpt["state_dict"]), strict=True)
@@ -98,25 +105,26 @@ def train_model(expected, conformance_dir, checkpoint, drop_path_active):
         for module in model.modules():
             if isinstance(module, AffineDropPath):
                 module.drop_prob = 0.0
-    return model.train()
+    return model.to(device).train()
 
 
 @pytest.fixture(scope="module")
-def train_outputs(expected, inputs, conformance_dir):
+def train_outputs(expected, inputs, conformance_dir, device):
     """Train-mode stages with drop path neutralised, per checkpoint."""
     out = {}
     for name in CHECKPOINTS:
-        model = train_model(expected, conformance_dir, name, drop_path_active=False)
-        videos = inputs["train"]
+        model = train_model(expected, conformance_dir, name, False, device)
+        videos = to_device(inputs["train"], device)
         x, mask = model.preprocessing(videos)
         heads = model.forward_features(videos)
         gt_cls, gt_offsets = model.label_points(
             heads["points"], [v["segments"] for v in videos], [v["labels"] for v in videos])
         before = model.loss_normalizer
         losses = model(videos)
-        out[name] = dict(batched_inputs=x, batched_masks=mask, gt_cls_labels=gt_cls,
-                         gt_offsets=gt_offsets, loss_normalizer_before=before,
-                         loss_normalizer_after=model.loss_normalizer, losses=losses, **heads)
+        out[name] = to_device(dict(
+            batched_inputs=x, batched_masks=mask, gt_cls_labels=gt_cls, gt_offsets=gt_offsets,
+            loss_normalizer_before=before, loss_normalizer_after=model.loss_normalizer,
+            losses={k: v.detach() for k, v in losses.items()}, **heads), CPU)
     return out
 
 
@@ -257,6 +265,7 @@ def test_stage_final_detections(checkpoint, video_id, expected, models, inputs):
     want = expected[checkpoint]["eval"][video_id]["detections"]
     with torch.no_grad():
         (got,) = models[checkpoint]([inputs["eval"][video_id]])
+    got = to_device(got, CPU)
     assert got["video_id"] == want["video_id"] == video_id
     assert got["segments"].shape == want["segments"].shape
     assert got["segments"].dtype == torch.float32 and got["labels"].dtype == torch.int64
