@@ -30,6 +30,12 @@ import os
 import sys
 from typing import Any, Dict, Optional, Sequence
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from libs.utils.atomic import write_json_atomic  # noqa: E402
+
 
 def _read_csv(path: str):
     if not os.path.isfile(path):
@@ -134,11 +140,8 @@ def convert_epic(folder: str, task: str = "verb", split_csv: str = "EPIC_100_val
 
 
 def write_json(data: Dict[str, Any], path: str) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
+    """Writes the loader JSON atomically (libs/utils/atomic.py), creating the folder."""
+    write_json_atomic(data, path)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -162,6 +165,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from libs.utils.cli import run_main  # noqa: E402  (one-line errors, --debug)
     sys.exit(run_main(main))
