@@ -41,7 +41,7 @@ if __name__ == "__main__":
 import torch  # noqa: E402  (the imports below take seconds: signals are handled meanwhile)
 from torch.nn.parallel import DistributedDataParallel  # noqa: E402
 
-from libs.core import ConfigError, load_config, save_config  # noqa: E402
+from libs.core import save_config  # noqa: E402
 from libs.datasets import make_data_loader, make_dataset  # noqa: E402
 from libs.engine import (ModelEma, make_optimizer, make_scheduler, resume_from,  # noqa: E402
                          save_checkpoint, train_one_epoch, unwrap_model)
@@ -51,7 +51,7 @@ from libs.modeling import make_meta_arch  # noqa: E402
 from libs.utils import comm, fix_random_seed, resolve_device  # noqa: E402
 from libs.utils.cli import run_main  # noqa: E402
 from libs.utils.interrupt import FINISHED, SAVING, TRAINING, StopRequest  # noqa: E402
-from libs.utils.procedure import configure_process, procedure_from_config  # noqa: E402
+from libs.utils.procedure import load_run_config  # noqa: E402
 
 DESCRIPTION = "Train a point-based transformer for action localization"
 
@@ -113,18 +113,6 @@ class Training:
     def state(self) -> tuple:
         """``(model, model_ema, optimizer, scheduler)``, as the checkpoint functions take them."""
         return self.model, self.model_ema, self.optimizer, self.scheduler
-
-
-def load_training_config(args: argparse.Namespace):
-    """The config (``--faithful`` applied) and its procedure; configures the process."""
-    if not os.path.isfile(args.config):
-        raise ConfigError(f"Config file does not exist: {args.config}")
-    cfg = load_config(args.config)
-    if args.faithful:
-        cfg["faithful"] = True
-    procedure = procedure_from_config(cfg)
-    configure_process(procedure)
-    return cfg, procedure
 
 
 def scale_for_processes(cfg: dict, args: argparse.Namespace, world: int) -> None:
@@ -198,7 +186,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     # first of all: a signal at any later moment is handled (libs/utils/interrupt.py)
     stop = StopRequest()
     stop.install()
-    cfg, procedure = load_training_config(args)
+    cfg, procedure = load_run_config(args.config, args.faithful)
     device = resolve_device(args.device, cfg["devices"])
     comm.init_distributed(device)
     main_proc = comm.is_main_process()

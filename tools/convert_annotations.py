@@ -34,6 +34,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from libs.datasets.base import read_json_file  # noqa: E402
 from libs.utils.atomic import write_json_atomic  # noqa: E402
 
 
@@ -42,17 +43,6 @@ def _read_csv(path: str):
         raise FileNotFoundError(f"annotation file not found: {path}")
     with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
-
-
-def _read_json(path: str) -> Any:
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"annotation file not found: {path}")
-    with open(path, encoding="utf-8") as f:
-        try:
-            return json.load(f)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: malformed JSON at line {err.lineno}, column "
-                             f"{err.colno}: {err.msg}") from None
 
 
 def _timestamp_to_sec(text: str) -> float:
@@ -72,7 +62,7 @@ def convert_anet(folder: str, strip_prefix: bool = True,
     Returns:
         ``{"version", "database": {id: {subset, duration, fps, annotations}}}``.
     """
-    annos = _read_json(os.path.join(folder, "anet_anno_action.json"))
+    annos = read_json_file(os.path.join(folder, "anet_anno_action.json"))
     info = {row["video"]: row for row in _read_csv(os.path.join(folder, "video_info_new.csv"))}
     names = [row["action"] for row in _read_csv(os.path.join(folder, "action_name.csv"))]
     label_ids = {name: i for i, name in enumerate(names)}
