@@ -72,11 +72,11 @@ def _recording_train_step(record: List[Dict[str, Any]],
     original = train_loop.train_step
 
     def step(video_list, model, optimizer, scheduler, model_ema=None, clip_grad_l2norm=-1,
-             grad_scale=1.0):
+             grad_scale=1.0, clip_foreach=True):
         if force_grad_scale is not None:
             grad_scale = force_grad_scale
         losses = original(video_list, model, optimizer, scheduler, model_ema,
-                          clip_grad_l2norm, grad_scale)
+                          clip_grad_l2norm, grad_scale, clip_foreach=clip_foreach)
         grads = [p.grad for p in model.parameters() if p.grad is not None]
         # global L2 norm of the gradient the optimizer used (after any clipping)
         norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g)
