@@ -313,12 +313,19 @@ def train_one_epoch(train_loader: Any, model: nn.Module, optimizer: torch.optim.
         if should_stop is not None and _stop_everywhere(should_stop()):
             interrupted = completed < log.num_iters
             break
+    return _finish_epoch(losses, watch, curr_epoch, completed, interrupted, scheduler)
+
+
+def _finish_epoch(losses: Optional[Dict[str, torch.Tensor]], watch: NonFiniteWatch,
+                  curr_epoch: int, completed: int, interrupted: bool,
+                  scheduler: Any) -> EpochResult:
+    """Checks the last losses (before the caller writes a checkpoint), prints the epoch's
+    last line unless interrupted, and returns the :class:`EpochResult`."""
     if losses is not None:
-        # the last losses are checked before the caller writes a checkpoint
         watch.check(curr_epoch)
         _read_losses(losses, curr_epoch, completed - 1, "none")
     lr = scheduler.get_last_lr()[0]
-    if log.main and not interrupted:
+    if comm.is_main_process() and not interrupted:
         print(f"[Train]: Epoch {curr_epoch:d} finished with lr={lr:.8f}\n")
     return EpochResult(completed=completed, interrupted=interrupted, lr=lr)
 
