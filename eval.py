@@ -22,14 +22,15 @@ from typing import List, Optional
 
 from torch.utils.data import Subset
 
-from libs.core import ConfigError, load_config
+from libs.core import ConfigError
 from libs.datasets import make_data_loader, make_dataset
 from libs.engine import find_checkpoint, load_checkpoint, load_model_weights, valid_one_epoch
 from libs.engine.eval_loop import shard_indices
+from libs.evaluation.modes import EVAL_MODES
 from libs.modeling import make_meta_arch
 from libs.utils import comm, fix_random_seed, resolve_device
 from libs.utils.cli import run_main
-from libs.utils.procedure import configure_process, procedure_from_config
+from libs.utils.procedure import load_run_config
 
 DESCRIPTION = "Train a point-based transformer for action localization"
 
@@ -53,7 +54,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--num-workers", default=None, type=int,
                         help="data loading workers per process (default: loader.num_workers)")
     parser.add_argument("--eval-mode", default="upstream",
-                        choices=("upstream", "anet_official", "epic_official", "ego4d_official"),
+                        choices=EVAL_MODES,
                         help="metric definition: 'upstream' reproduces the original's numbers "
                              "(default); the official modes follow the benchmarks' own "
                              "evaluators (docs/metrics.md)")
@@ -69,35 +70,19 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    args = parse_args(argv)
-    if not os.path.isfile(args.config):
-        raise ConfigError(f"Config file does not exist: {args.config}")
-    cfg = load_config(args.config)
-    if args.faithful:
-        cfg["faithful"] = True
-    procedure = procedure_from_config(cfg)
-    configure_process(procedure)
-    if len(cfg["val_split"]) == 0:
-        raise ConfigError(f"{args.config}: val_split is empty; there is nothing to evaluate")
-    ckpt_file = find_checkpoint(args.ckpt, args.epoch)
-    device = resolve_device(args.device, cfg["devices"])
-    comm.init_distributed(device)
-    main_proc = comm.is_main_process()
-
-    if args.topk > 0:
-        cfg["model"]["test_cfg"]["max_seg_num"] = args.topk
-    if main_proc:
-        pprint(cfg)
-    fix_random_seed(0, include_cuda=True)
-
+def build_eval_data(cfg: dict, num_workers: Optional[int]):
+    """The validation data set and the loader of this process's shard (all of it alone)."""
     val_dataset = make_dataset(cfg["dataset_name"], False, cfg["val_split"], **cfg["dataset"])
-    num_workers = cfg["loader"]["num_workers"] if args.num_workers is None else args.num_workers
+    num_workers = cfg["loader"]["num_workers"] if num_workers is None else num_workers
     shard = val_dataset
     if comm.get_world_size() > 1:
         shard = Subset(val_dataset, shard_indices(len(val_dataset)))
-    val_loader = make_data_loader(shard, False, None, 1, num_workers)
+    return val_dataset, make_data_loader(shard, False, None, 1, num_workers)
 
+
+def load_eval_model(cfg: dict, procedure, device, ckpt_file: str, bf16: bool,
+                    main_proc: bool):
+    """The model with the checkpoint's EMA weights, bf16 autocast if asked."""
     model = make_meta_arch(cfg["model_name"], **cfg["model"], procedure=procedure).to(device)
     if main_proc:
         print(f"=> loading checkpoint '{ckpt_file}'")
@@ -106,24 +91,45 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("Loading from EMA model ...")
     load_model_weights(model, checkpoint, use_ema=True)
     del checkpoint
-    model.bf16_inference = args.bf16
-    if args.bf16 and main_proc:
+    model.bf16_inference = bf16
+    if bf16 and main_proc:
         print("Inference under bfloat16 autocast (--bf16)")
+    return model
 
-    evaluator, output_file = None, None
-    if not args.saveonly:
-        if main_proc:
-            from libs.evaluation import ANETdetection, mode_tiou_thresholds
-            evaluator = ANETdetection(
-                val_dataset.json_file, val_dataset.split[0],
-                tiou_thresholds=mode_tiou_thresholds(
-                    args.eval_mode, val_dataset.get_attributes()["tiou_thresholds"]),
-                mode=args.eval_mode)
-        else:
-            output_file = os.devnull  # only rank 0 evaluates; the others just infer
-    else:
-        output_file = os.path.join(os.path.split(ckpt_file)[0], "eval_results.pkl")
 
+def make_evaluator(args: argparse.Namespace, val_dataset, ckpt_file: str, main_proc: bool):
+    """``(evaluator, output_file)``: rank 0 evaluates; ``--saveonly`` writes eval_results.pkl
+    beside the checkpoint instead; other ranks only infer."""
+    if args.saveonly:
+        return None, os.path.join(os.path.split(ckpt_file)[0], "eval_results.pkl")
+    if not main_proc:
+        return None, os.devnull
+    from libs.evaluation import ANETdetection, mode_tiou_thresholds
+    evaluator = ANETdetection(
+        val_dataset.json_file, val_dataset.split[0],
+        tiou_thresholds=mode_tiou_thresholds(
+            args.eval_mode, val_dataset.get_attributes()["tiou_thresholds"]),
+        mode=args.eval_mode)
+    return evaluator, None
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    cfg, procedure = load_run_config(args.config, args.faithful)
+    if len(cfg["val_split"]) == 0:
+        raise ConfigError(f"{args.config}: val_split is empty; there is nothing to evaluate")
+    ckpt_file = find_checkpoint(args.ckpt, args.epoch)
+    device = resolve_device(args.device, cfg["devices"])
+    comm.init_distributed(device)
+    main_proc = comm.is_main_process()
+    if args.topk > 0:
+        cfg["model"]["test_cfg"]["max_seg_num"] = args.topk
+    if main_proc:
+        pprint(cfg)
+    fix_random_seed(0, include_cuda=True)
+    val_dataset, val_loader = build_eval_data(cfg, args.num_workers)
+    model = load_eval_model(cfg, procedure, device, ckpt_file, args.bf16, main_proc)
+    evaluator, output_file = make_evaluator(args, val_dataset, ckpt_file, main_proc)
     if main_proc:
         print(f"\nStart testing model {cfg['model_name']} ...")
     start = time.time()

@@ -30,23 +30,19 @@ import os
 import sys
 from typing import Any, Dict, Optional, Sequence
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from libs.datasets.base import read_json_file  # noqa: E402
+from libs.utils.atomic import write_json_atomic  # noqa: E402
+
 
 def _read_csv(path: str):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"annotation file not found: {path}")
     with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
-
-
-def _read_json(path: str) -> Any:
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"annotation file not found: {path}")
-    with open(path, encoding="utf-8") as f:
-        try:
-            return json.load(f)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: malformed JSON at line {err.lineno}, column "
-                             f"{err.colno}: {err.msg}") from None
 
 
 def _timestamp_to_sec(text: str) -> float:
@@ -66,7 +62,7 @@ def convert_anet(folder: str, strip_prefix: bool = True,
     Returns:
         ``{"version", "database": {id: {subset, duration, fps, annotations}}}``.
     """
-    annos = _read_json(os.path.join(folder, "anet_anno_action.json"))
+    annos = read_json_file(os.path.join(folder, "anet_anno_action.json"))
     info = {row["video"]: row for row in _read_csv(os.path.join(folder, "video_info_new.csv"))}
     names = [row["action"] for row in _read_csv(os.path.join(folder, "action_name.csv"))]
     label_ids = {name: i for i, name in enumerate(names)}
@@ -134,11 +130,8 @@ def convert_epic(folder: str, task: str = "verb", split_csv: str = "EPIC_100_val
 
 
 def write_json(data: Dict[str, Any], path: str) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
+    """Writes the loader JSON atomically (libs/utils/atomic.py), creating the folder."""
+    write_json_atomic(data, path)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -162,6 +155,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from libs.utils.cli import run_main  # noqa: E402  (one-line errors, --debug)
     sys.exit(run_main(main))

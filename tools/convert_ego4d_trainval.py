@@ -62,10 +62,15 @@ import filecmp
 import json
 import os
 import sys
-import tempfile
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from libs.utils.atomic import write_json_atomic  # noqa: E402
 
 __all__ = ["CLIP_FRAMES", "CLIP_STRIDE", "MIN_ACTION_SEC", "SUBSET_NAMES", "FEATURE_SETS",
            "DEFAULT_LABEL_MAP", "read_label_map", "align_clip", "convert_clip_annotations", "convert_ego4d", "main"]
@@ -200,20 +205,6 @@ def _load_tensor(path: str) -> np.ndarray:
     return torch.load(path, map_location="cpu", weights_only=True).numpy()
 
 
-def _write_json_atomic(path: str, data: Dict[str, Any]) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".ego4d_", suffix=".json.tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def _read_json(path: str) -> Dict[str, Any]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Ego4D annotation file not found: {path}")
@@ -285,7 +276,7 @@ def convert_ego4d(label_map_file: str, ann_dir: str, feat_dir: str, out_feat_dir
             database[clip_uid] = {"subset": subset, "duration": round(grid["duration"], 2),
                                   "fps": round(grid["fps"], 2), "annotations": actions}
     result = {"version": "v1", "database": database}
-    _write_json_atomic(out_json, result)
+    write_json_atomic(result, out_json)
     log(f"{stats['clips_written']} clips of {stats['videos']} videos written to "
         f"{out_feat_dir}; {len(database)} clips with {stats['actions']} actions in {out_json}")
     log(f"skipped: {stats['videos_missing_features']} videos without features, "
@@ -345,6 +336,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from libs.utils.cli import run_main  # noqa: E402  (one-line errors, --debug)
     sys.exit(run_main(main))

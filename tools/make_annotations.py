@@ -15,7 +15,6 @@ is dropped. The logic lives in ``libs/datasets/annotations_builder.py``; docs/ow
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import Optional, Sequence
@@ -26,6 +25,7 @@ if ROOT not in sys.path:
 
 from libs.datasets.annotations_builder import (AnnotationTableError,  # noqa: E402
                                                build_annotations, parse_split, read_class_list)
+from libs.utils.atomic import write_json_atomic  # noqa: E402
 
 
 def default_probe(path: str):
@@ -36,16 +36,6 @@ def default_probe(path: str):
         raise RuntimeError(f"reading videos needs libs.video.probe and PyAV (pip install "
                            f"'av>=18'): {err}") from None
     return probe_video(path)
-
-
-def write_json(data, path: str) -> None:
-    """Atomic write (temporary file, then rename)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1)
-    os.replace(tmp, path)
 
 
 def main(argv: Optional[Sequence[str]] = None, probe=default_probe) -> int:
@@ -71,7 +61,7 @@ def main(argv: Optional[Sequence[str]] = None, probe=default_probe) -> int:
     except (AnnotationTableError, FileNotFoundError, ValueError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    write_json(data, args.out)
+    write_json_atomic(data, args.out, indent=1)
     for note in notes:
         print(note)
     print(f"wrote {args.out}")

@@ -26,6 +26,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from libs.core import ConfigError, load_config  # noqa: E402
+from libs.utils.atomic import atomic_open  # noqa: E402
 from libs.datasets import read_annotation_json  # noqa: E402
 from libs.datasets.config_builder import derive_config  # noqa: E402
 from libs.datasets.config_stats import FeatureGrid, collect_stats, default_splits  # noqa: E402
@@ -82,19 +83,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def write_validated(text: str, path: str) -> None:
-    """Writes ``text`` to ``path`` only if load_config accepts it (atomic)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = path + ".tmp.yaml"
-    with open(tmp, "w", encoding="utf-8") as f:
+    """Writes ``text`` to ``path`` only if load_config accepts it (atomic: the temporary file
+    of :func:`atomic_open` is validated before it replaces ``path``)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_open(path, "w") as f:
         f.write(text)
-    try:
-        load_config(tmp)
-    except ConfigError as err:
-        os.remove(tmp)
-        raise ConfigError(f"the derived config does not validate (a bug; please report): "
-                          f"{err}") from None
-    os.replace(tmp, path)
+        f.flush()
+        try:
+            load_config(f.name)
+        except ConfigError as err:
+            raise ConfigError(f"the derived config does not validate (a bug; please report): "
+                              f"{err}") from None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

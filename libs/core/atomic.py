@@ -1,15 +1,16 @@
 """Atomic file writes (in core, so every layer may use them): a temporary file beside the
-target, then ``os.replace``.
+target, then ``os.replace``; :func:`write_json_atomic` for the JSON files the tools write.
 
 A reader never sees a half-written file, and a crash mid-write leaves the previous file intact.
 """
 from __future__ import annotations
 
+import json
 import os
 from contextlib import contextmanager
-from typing import IO, Iterator
+from typing import IO, Any, Iterator, Optional
 
-__all__ = ["atomic_open"]
+__all__ = ["atomic_open", "write_json_atomic"]
 
 
 @contextmanager
@@ -36,3 +37,10 @@ def atomic_open(path: str, mode: str = "w", encoding: str = "utf-8") -> Iterator
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def write_json_atomic(data: Any, path: str, indent: Optional[int] = None) -> None:
+    """``json.dump(data)`` into ``path`` through :func:`atomic_open`, creating its folder."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_open(path, "w") as f:
+        json.dump(data, f, indent=indent)

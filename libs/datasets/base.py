@@ -50,6 +50,16 @@ __all__ = ["FeatureDataset", "read_annotation_json"]
 
 def read_annotation_json(json_file: str) -> Dict[str, Any]:
     """Reads the ``database`` mapping of an annotation file, with errors naming the file."""
+    data = read_json_file(json_file)
+    if not isinstance(data, dict) or not isinstance(data.get("database"), dict):
+        raise DatasetError(f"{json_file}: expected an object with a 'database' mapping of "
+                         "video id -> {subset, duration, fps, annotations}")
+    return data["database"]
+
+
+def read_json_file(json_file: str) -> Any:
+    """Reads an annotation JSON file; a missing, malformed or non-UTF-8 file raises
+    :class:`DatasetError` naming it."""
     if not os.path.isfile(json_file):
         raise FileNotFoundError(f"annotation file not found: {json_file}")
     with open(json_file, "r", encoding="utf-8") as f:
@@ -60,10 +70,7 @@ def read_annotation_json(json_file: str) -> Dict[str, Any]:
                                f"{err.colno}: {err.msg}") from None
         except UnicodeDecodeError as err:
             raise DatasetError(f"{json_file}: not a UTF-8 text (JSON) file: {err}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("database"), dict):
-        raise DatasetError(f"{json_file}: expected an object with a 'database' mapping of "
-                         "video id -> {subset, duration, fps, annotations}")
-    return data["database"]
+    return data
 
 
 class FeatureDataset(Dataset):

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from libs.utils.atomic import atomic_open
 from libs.utils.cli import UserError
 from libs.utils.safe_pickle import load_error_reason
 
@@ -73,20 +74,11 @@ def strip_prefix(state_dict: Mapping[str, torch.Tensor]) -> "OrderedDict[str, to
 
 
 def atomic_save(obj: Any, path: str) -> None:
-    """``torch.save`` to ``path + '.tmp'``, flushed to disk, then renamed over ``path``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = f"{path}.tmp"
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """``torch.save`` through :func:`libs.utils.atomic.atomic_open` (a temporary file beside
+    ``path``, flushed to disk, then renamed over it), creating the folder."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_open(path, "wb") as f:
+        torch.save(obj, f)
 
 
 def load_checkpoint(path: str) -> Dict[str, Any]:

@@ -87,11 +87,29 @@ def valid_one_epoch(val_loader: Any, model: nn.Module, curr_epoch: int,
         raise ValueError("valid_one_epoch needs an evaluator or an output_file")
     offset = comm.get_rank() if index_offset is None else index_offset
     stride = comm.get_world_size() if index_stride is None else index_stride
+    per_video = _infer(val_loader, model, offset, stride, print_freq)
+    gathered = comm.all_gather_object(per_video)
+    mAP = 0.0
+    if comm.is_main_process():
+        results = collect_results([row for rows in gathered for row in rows])
+        mAP = _evaluate_or_save(results, evaluator, ext_score_file, output_file)
+        if tb_writer is not None:
+            tb_writer.add_scalar("validation/mAP", mAP, curr_epoch)
+    return float(comm.broadcast_object(mAP))
+
+
+Row = Tuple[int, str, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _infer(val_loader: Any, model: nn.Module, offset: int, stride: int,
+           print_freq: int) -> List[Row]:
+    """Inference over the loader: a row for every video with a detection (with its position
+    ``offset + i * stride`` in the dataset order), a progress line every ``print_freq``."""
     main = comm.is_main_process()
     model.eval()
     device = next(unwrap_model(model).parameters()).device
     batch_time = AverageMeter()
-    per_video: List[Tuple[int, str, np.ndarray, np.ndarray, np.ndarray]] = []
+    per_video: List[Row] = []
     num_iters = len(val_loader)
     position = 0
     start = time.time()
@@ -113,19 +131,19 @@ def valid_one_epoch(val_loader: Any, model: nn.Module, curr_epoch: int,
             if main:
                 print(f"Test: [{it:05d}/{num_iters:05d}]\t"
                       f"Time {batch_time.val:.2f} ({batch_time.avg:.2f})", flush=True)
+    return per_video
 
-    gathered = comm.all_gather_object(per_video)
-    mAP = 0.0
-    if main:
-        results = collect_results([row for rows in gathered for row in rows])
-        if evaluator is not None:
-            if isinstance(ext_score_file, str):
-                from libs.evaluation import postprocess_results
-                results = postprocess_results(results, ext_score_file)
-            _, mAP, _ = evaluator.evaluate(results, verbose=True)
-        else:
-            with open(output_file, "wb") as f:
-                pickle.dump(results, f)
-        if tb_writer is not None:
-            tb_writer.add_scalar("validation/mAP", mAP, curr_epoch)
-    return float(comm.broadcast_object(mAP))
+
+def _evaluate_or_save(results: Dict[str, Any], evaluator: Any, ext_score_file: Optional[str],
+                      output_file: Optional[str]) -> float:
+    """The average mAP (after external score fusion if given); without an evaluator the raw
+    results are pickled to ``output_file`` and 0.0 is returned."""
+    if evaluator is None:
+        with open(output_file, "wb") as f:
+            pickle.dump(results, f)
+        return 0.0
+    if isinstance(ext_score_file, str):
+        from libs.evaluation import postprocess_results
+        results = postprocess_results(results, ext_score_file)
+    _, mAP, _ = evaluator.evaluate(results, verbose=True)
+    return mAP

@@ -13,7 +13,7 @@ epoch, the first non-finite iteration, its losses and the video ids of its batch
 (:class:`NonFiniteWatch` remembers them on the device every step and is read at the print
 steps and once at the end of the epoch, where the loss is read back anyway); a
 ``should_stop`` callable lets the caller stop cleanly between iterations (SIGINT / SIGTERM);
-``skip_iters`` / ``resume_rng`` resume in the middle of an epoch.
+an :class:`EpochResume` (``resume=``) resumes in the middle of an epoch.
 
 DDP (torchrun): when ``global_num_pos`` is set, the model normalises its losses by the
 positive count summed over all processes, so each process's loss is its share of the
@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime
 import math
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence
 
 import torch
@@ -39,8 +40,9 @@ from .amp import MixedPrecision
 from .checkpoint import restore_rng_state
 from .wrapping import unwrap_model
 
-__all__ = ["NonFiniteLossError", "NonFiniteWatch", "clip_grad_norm", "train_step", "log_step", "train_one_epoch",
-           "install_num_pos_reducer", "EpochResult"]
+__all__ = ["NonFiniteLossError", "NonFiniteWatch", "clip_grad_norm", "train_step", "log_step",
+           "train_one_epoch", "install_num_pos_reducer", "EpochResult", "EpochResume",
+           "StepOptions"]
 
 
 class NonFiniteLossError(FloatingPointError, UserError):
@@ -193,14 +195,85 @@ class EpochResult(dict):
     """``completed`` iterations of this call, ``interrupted`` flag, last ``lr``."""
 
 
+@dataclass
+class EpochResume:
+    """Where a mid-epoch resume starts: the batches already trained in the epoch
+    (``skip_iters``, drawn from the loader and discarded) and the RNG state at the
+    interruption (``rng_state``, see checkpoint.py), restored into ``generator`` (the
+    loader's) once the last skipped batch is drawn."""
+
+    skip_iters: int = 0
+    rng_state: Optional[Mapping[str, Any]] = None
+    generator: Optional[torch.Generator] = None
+
+    def skips(self, it: int) -> bool:
+        """Whether batch ``it`` was trained before the interruption; restores the RNG state
+        after drawing the last such batch."""
+        if it >= self.skip_iters:
+            return False
+        if it == self.skip_iters - 1 and self.rng_state is not None:
+            restore_rng_state(self.rng_state, self.generator)
+        return True
+
+
+@dataclass
+class StepOptions:
+    """What every :func:`train_step` of an epoch is given besides the batch and the model."""
+
+    model_ema: Optional[nn.Module] = None
+    clip_grad_l2norm: float = -1
+    grad_scale: float = 1.0
+    clip_foreach: bool = True
+    amp: Optional[MixedPrecision] = None
+
+    def run(self, video_list: Sequence[Mapping], model: nn.Module,
+            optimizer: torch.optim.Optimizer, scheduler: Any) -> Dict[str, torch.Tensor]:
+        """One :func:`train_step` (looked up by name, so a test may wrap it)."""
+        return train_step(video_list, model, optimizer, scheduler, self.model_ema,
+                          self.clip_grad_l2norm, self.grad_scale, clip_foreach=self.clip_foreach,
+                          amp=self.amp)
+
+
+class _EpochLog:
+    """The print steps of one epoch: timing, loss read-back, meters, TensorBoard, the line."""
+
+    def __init__(self, model: nn.Module, curr_epoch: int, num_iters: int, print_freq: int,
+                 max_epochs: Optional[int], reduce: str, tb_writer: Any) -> None:
+        self.curr_epoch, self.num_iters, self.print_freq = curr_epoch, num_iters, print_freq
+        self.total_epochs = max_epochs if max_epochs is not None else curr_epoch + 1
+        self.reduce = reduce
+        self.main = comm.is_main_process()
+        self.tb_writer = tb_writer if self.main else None
+        self.device = next(unwrap_model(model).parameters()).device
+        self.batch_time = AverageMeter()
+        self.meters: Dict[str, AverageMeter] = {}
+        self.start = 0.0  # set once the epoch's 'started' line is printed
+
+    def due(self, it: int) -> bool:
+        """Whether iteration ``it`` is a print step (every ``print_freq``, not at 0)."""
+        return it != 0 and it % self.print_freq == 0
+
+    def step(self, it: int, losses: Mapping[str, torch.Tensor], watch: NonFiniteWatch,
+             lr: float) -> None:
+        """Reads the losses back (checking they are finite), logs and prints them."""
+        synchronize(self.device)
+        self.batch_time.update((time.time() - self.start) / self.print_freq)
+        self.start = time.time()
+        watch.check(self.curr_epoch)
+        values = _read_losses(losses, self.curr_epoch, it, self.reduce)
+        remaining = (self.total_epochs - self.curr_epoch) * self.num_iters - (it + 1)
+        line = log_step(values, self.meters, self.batch_time, lr, self.curr_epoch, it,
+                        self.num_iters, remaining, self.tb_writer)
+        if self.main:
+            print(line, flush=True)
+
+
 def train_one_epoch(train_loader: Any, model: nn.Module, optimizer: torch.optim.Optimizer,
                     scheduler: Any, curr_epoch: int, model_ema: Optional[nn.Module] = None,
                     clip_grad_l2norm: float = -1, tb_writer: Any = None, print_freq: int = 20,
                     *, max_epochs: Optional[int] = None,
-                    should_stop: Optional[Callable[[], bool]] = None, skip_iters: int = 0,
-                    resume_rng: Optional[Mapping[str, Any]] = None,
-                    generator: Optional[torch.Generator] = None,
-                    global_num_pos: bool = False,
+                    should_stop: Optional[Callable[[], bool]] = None,
+                    resume: Optional[EpochResume] = None, global_num_pos: bool = False,
                     clip_foreach: bool = True,
                     amp: Optional[MixedPrecision] = None) -> EpochResult:
     """Trains one epoch.
@@ -216,10 +289,7 @@ def train_one_epoch(train_loader: Any, model: nn.Module, optimizer: torch.optim.
         print_freq: log every N iterations (not at 0).
         max_epochs: last epoch (exclusive) for the ETA.
         should_stop: polled after every step; True ends the epoch early (interrupted).
-        skip_iters: batches already trained in this epoch (mid-epoch resume): drawn from the
-            loader and discarded, then ``resume_rng`` is restored.
-        resume_rng: RNG state at the interruption (see checkpoint.py).
-        generator: the loader's generator (restored with ``resume_rng``).
+        resume: a mid-epoch resume (:class:`EpochResume`); None starts at iteration 0.
         global_num_pos: the model sums the positive count over processes (see module doc).
         clip_foreach: foreach gradient clipping (the procedure's ``foreach_clip``).
         amp: opt-in mixed precision (amp.py), None for float32.
@@ -231,54 +301,44 @@ def train_one_epoch(train_loader: Any, model: nn.Module, optimizer: torch.optim.
     Raises:
         NonFiniteLossError: a loss read back at a print step or at the end is NaN / inf.
     """
-    num_iters = len(train_loader)
     world = comm.get_world_size()
-    grad_scale = float(world) if (global_num_pos and world > 1) else 1.0
-    reduce = "sum" if global_num_pos else "mean"
-    main = comm.is_main_process()
-    batch_time = AverageMeter()
-    meters: Dict[str, AverageMeter] = {}
-    device = next(unwrap_model(model).parameters()).device
-    total_epochs = max_epochs if max_epochs is not None else curr_epoch + 1
-
+    options = StepOptions(model_ema, clip_grad_l2norm,
+                          float(world) if (global_num_pos and world > 1) else 1.0, clip_foreach,
+                          amp)
+    resume = resume if resume is not None else EpochResume()
     model.train()
-    if main:
+    log = _EpochLog(model, curr_epoch, len(train_loader), print_freq, max_epochs,
+                    "sum" if global_num_pos else "mean", tb_writer)
+    if log.main:
         print(f"\n[Train]: Epoch {curr_epoch:d} started")
-    start = time.time()
+    log.start = time.time()
     losses: Optional[Dict[str, torch.Tensor]] = None
     watch = NonFiniteWatch()
-    completed = skip_iters
-    interrupted = False
+    completed, interrupted = resume.skip_iters, False
     for it, video_list in enumerate(train_loader):
-        if it < skip_iters:
-            if it == skip_iters - 1 and resume_rng is not None:
-                restore_rng_state(resume_rng, generator)
+        if resume.skips(it):
             continue
-        losses = train_step(video_list, model, optimizer, scheduler, model_ema,
-                            clip_grad_l2norm, grad_scale, clip_foreach=clip_foreach, amp=amp)
+        losses = options.run(video_list, model, optimizer, scheduler)
         watch.update(losses, it, video_list)
         completed = it + 1
-        if it != 0 and it % print_freq == 0:
-            synchronize(device)
-            batch_time.update((time.time() - start) / print_freq)
-            start = time.time()
-            watch.check(curr_epoch)
-            values = _read_losses(losses, curr_epoch, it, reduce)
-            remaining = (total_epochs - curr_epoch) * num_iters - (it + 1)
-            line = log_step(values, meters, batch_time, scheduler.get_last_lr()[0],
-                            curr_epoch, it, num_iters, remaining,
-                            tb_writer if main else None)
-            if main:
-                print(line, flush=True)
+        if log.due(it):
+            log.step(it, losses, watch, scheduler.get_last_lr()[0])
         if should_stop is not None and _stop_everywhere(should_stop()):
-            interrupted = completed < num_iters
+            interrupted = completed < log.num_iters
             break
+    return _finish_epoch(losses, watch, curr_epoch, completed, interrupted, scheduler)
+
+
+def _finish_epoch(losses: Optional[Dict[str, torch.Tensor]], watch: NonFiniteWatch,
+                  curr_epoch: int, completed: int, interrupted: bool,
+                  scheduler: Any) -> EpochResult:
+    """Checks the last losses (before the caller writes a checkpoint), prints the epoch's
+    last line unless interrupted, and returns the :class:`EpochResult`."""
     if losses is not None:
-        # the last losses are checked before the caller writes a checkpoint
         watch.check(curr_epoch)
         _read_losses(losses, curr_epoch, completed - 1, "none")
     lr = scheduler.get_last_lr()[0]
-    if main and not interrupted:
+    if comm.is_main_process() and not interrupted:
         print(f"[Train]: Epoch {curr_epoch:d} finished with lr={lr:.8f}\n")
     return EpochResult(completed=completed, interrupted=interrupted, lr=lr)
 

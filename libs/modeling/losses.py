@@ -1,15 +1,16 @@
-"""Loss functions: sigmoid focal loss and the centre-DIoU / GIoU losses in 1-D (docs/reference.md
+"""Loss functions: sigmoid focal loss and the centre-DIoU loss in 1-D (docs/reference.md
 §4.3).
 
 Mirrors the original's ``libs/modeling/losses.py`` (which adapts fvcore's focal loss).
-Differences: plain Python functions instead of TorchScript (same arithmetic).
+Differences: plain Python functions instead of TorchScript (same arithmetic); the original's
+``ctr_giou_loss_1d`` is left out, since nothing in the original calls it.
 """
 from __future__ import annotations
 
 import torch
 from torch.nn import functional as F
 
-__all__ = ["sigmoid_focal_loss", "ctr_diou_loss_1d", "ctr_giou_loss_1d"]
+__all__ = ["sigmoid_focal_loss", "ctr_diou_loss_1d"]
 
 
 def _reduce(loss: torch.Tensor, reduction: str, empty_mean_zero: bool = True) -> torch.Tensor:
@@ -64,16 +65,6 @@ def _iou_terms(input_offsets: torch.Tensor, target_offsets: torch.Tensor, eps: f
     union = (lp + rp) + (lg + rg) - intersection
     iou = intersection / union.clamp(min=eps)
     return lp, rp, lg, rg, iou
-
-
-def ctr_giou_loss_1d(input_offsets: torch.Tensor, target_offsets: torch.Tensor,
-                     reduction: str = "none", eps: float = 1e-8) -> torch.Tensor:
-    """1 - IoU of two segments sharing a centre point (unused by the shipped models).
-
-    Args: input_offsets, target_offsets: (N, 2) non-negative (distance to start, to end).
-    """
-    *_, iou = _iou_terms(input_offsets, target_offsets, eps)
-    return _reduce(1.0 - iou, reduction)
 
 
 def ctr_diou_loss_1d(input_offsets: torch.Tensor, target_offsets: torch.Tensor,

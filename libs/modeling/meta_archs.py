@@ -10,10 +10,12 @@ decoding and post-processing are pure functions (assigner.py, decoding.py); the 
 from the parameters.
 
 Speed-ups that keep the numbers (docs/performance.md):
-* ``forward`` pads each batch only as far as the result requires (``padding = 'minimal'``,
-  padding.py); ``padding = 'original'`` (config ``test_cfg.padding``, or the attribute)
-  restores the original rule. The stage methods ``preprocessing`` / ``forward_features``
-  default to the original rule, so they reproduce the original's tensors shape for shape.
+* ``forward`` pads each batch, in training and at inference, only as far as the result
+  requires ('minimal', padding.py: the default of the FAST procedure,
+  libs/utils/procedure.py); 'original' (config ``train_cfg.padding`` / ``test_cfg.padding``,
+  the attributes ``train_padding`` / ``padding``, or the faithful procedure) restores the
+  original rule. The stage methods ``preprocessing`` / ``forward_features`` default to the
+  original rule, so they reproduce the original's tensors shape for shape.
 * the loss normaliser EMA is updated without reading the positive count back to the host;
   ``loss_normalizer`` still reads and writes as a float.
 * opt-in bf16 autocast of the network at inference (``bf16_inference``; decoding, NMS and
@@ -23,9 +25,7 @@ Shapes: B videos, C channels, T time, F points over all levels, K classes.
 """
 from __future__ import annotations
 
-import dataclasses
-import math
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -34,127 +34,17 @@ from libs.utils.procedure import FAST, Procedure
 
 from .assigner import label_points
 from .attention import LocalMaskedMHCA
+from .batching import batch_videos
+from .construction import (IntOrList, TestSettings, TrainSettings, build_backbone,
+                           check_max_seq_len, max_divisor, window_sizes)
 from .decoding import inference_single_video, postprocess_video
 from .heads import PtTransformerClsHead, PtTransformerRegHead
-from .losses import ctr_diou_loss_1d, sigmoid_focal_loss
-from .scripted_losses import scripted_losses
-from .padding import (check_padding_mode, minimal_padded_length,
-                      original_padded_length)
-from .registry import META_ARCHS, make_backbone, make_generator, make_neck
+from .padding import check_padding_mode, minimal_padded_length, original_padded_length
+from .point_losses import point_losses, updated_loss_normalizer
+from .registry import META_ARCHS, make_generator, make_neck
 
 __all__ = ["PtTransformer", "TrainSettings", "TestSettings", "batch_videos",
-           "max_divisor"]
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainSettings:
-    """The ``train_cfg`` options the model reads (docs/reference.md §1.1)."""
-    center_sample: str
-    center_sample_radius: float
-    loss_weight: float
-    cls_prior_prob: float
-    init_loss_norm: float
-    dropout: float
-    droppath: float
-    label_smoothing: float
-    head_empty_cls: Tuple[int, ...]
-
-    @classmethod
-    def from_cfg(cls, cfg: Mapping) -> "TrainSettings":
-        values = _pick(cfg, "train_cfg", [f.name for f in dataclasses.fields(cls)])
-        values["head_empty_cls"] = tuple(values["head_empty_cls"])
-        if values["center_sample"] not in ("radius", "none"):
-            raise ValueError("train_cfg.center_sample must be 'radius' or 'none', got "
-                             f"'{values['center_sample']}'")
-        return cls(**values)
-
-
-@dataclasses.dataclass(frozen=True)
-class TestSettings:
-    """The ``test_cfg`` options the model reads (docs/reference.md §1.1)."""
-    pre_nms_thresh: float
-    pre_nms_topk: int
-    iou_threshold: float
-    min_score: float
-    max_seg_num: int
-    nms_method: str
-    duration_thresh: float
-    multiclass_nms: bool
-    nms_sigma: float
-    voting_thresh: float
-
-    @classmethod
-    def from_cfg(cls, cfg: Mapping) -> "TestSettings":
-        values = _pick(cfg, "test_cfg", [f.name for f in dataclasses.fields(cls)])
-        if values["nms_method"] not in ("soft", "hard", "none"):
-            raise ValueError("test_cfg.nms_method must be 'soft', 'hard' or 'none', got "
-                             f"'{values['nms_method']}'")
-        return cls(**values)
-
-
-def _pick(cfg: Mapping, section: str, names: Sequence[str]) -> Dict:
-    missing = [name for name in names if name not in cfg]
-    if missing:
-        raise KeyError(f"model.{section} lacks the key(s) {missing}")
-    return {name: cfg[name] for name in names}
-
-
-def max_divisor(fpn_strides: Sequence[int], mha_win_size: Sequence[int]) -> int:
-    """Largest length divisor the levels need: s * 2 * (w // 2) for local windows, else s.
-
-    As in the original, strides and windows are zipped from level 0 (§9 item 26).
-    """
-    divisors = [s * (w // 2) * 2 if w > 1 else s for s, w in zip(fpn_strides, mha_win_size)]
-    return max(1, max(divisors, default=1))
-
-
-@torch.no_grad()
-def batch_videos(feats: Sequence[torch.Tensor], max_seq_len: int, max_div_factor: int,
-                 training: bool, padding_val: float = 0.0,
-                 device: Optional[torch.device] = None,
-                 padded_len: Optional[int] = None) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Pads per-video features into one batch (docs/reference.md §3.10 ``preprocessing``).
-
-    Training pads every video to ``max_seq_len``. Inference takes exactly one video and pads
-    it to ``max_seq_len``, or to the next multiple of ``max_div_factor`` when longer.
-    ``padded_len`` overrides that length (the model's minimal rule, see padding.py).
-
-    Args:
-        feats: per video (C, T_b) float features.
-        max_seq_len: training length.
-        max_div_factor: divisor every padded inference length must satisfy.
-        training: which rule to apply.
-        padding_val: value of padded positions.
-        device: target device of both outputs.
-        padded_len: explicit padded length (>= the longest input), or None for the
-            original rule.
-
-    Returns:
-        inputs (B, C, T_pad) and masks (B, 1, T_pad) bool (True on the first T_b steps).
-    """
-    lengths = [int(f.shape[-1]) for f in feats]
-    max_len = max(lengths)
-    if training:
-        if max_len > max_seq_len:
-            raise ValueError(f"training input of length {max_len} exceeds max_seq_len "
-                             f"{max_seq_len}; crop it in the dataset")
-    elif len(feats) != 1:
-        raise ValueError(f"inference takes one video per batch, got {len(feats)}")
-    if padded_len is None:
-        padded_len = original_padded_length(max_len, max_seq_len, max_div_factor, training)
-    elif padded_len < max_len:
-        raise ValueError(f"padded length {padded_len} is shorter than the input ({max_len})")
-    batch_shape = [len(feats), feats[0].shape[0], padded_len]
-    inputs = feats[0].new_full(batch_shape, padding_val)
-    for feat, pad_feat in zip(feats, inputs):
-        pad_feat[..., :feat.shape[-1]].copy_(feat)
-    masks = (torch.arange(padded_len)[None, :] < torch.tensor(lengths)[:, None]).unsqueeze(1)
-    if device is not None:
-        inputs, masks = inputs.to(device), masks.to(device)
-    return inputs, masks
-
-
-IntOrList = Union[int, Sequence[int]]
+           "max_divisor"]  # the last four re-exported from construction.py / batching.py
 
 
 @META_ARCHS.register("LocPointTransformer")
@@ -179,15 +69,17 @@ class PtTransformer(nn.Module):
             regression_range is (lo, hi) per level in grid units.
         use_abs_pe, use_rel_pe: position encodings.
         num_classes: K.
-        train_cfg, test_cfg: the config sections of the same names. ``test_cfg.padding``
-            ('minimal', the default, or 'original') selects the padding rule of ``forward``.
+        train_cfg, test_cfg: the config sections of the same names. ``train_cfg.padding`` /
+            ``test_cfg.padding`` ('minimal', the default, or 'original') select the padding
+            rule of a training / inference ``forward``.
         procedure: optional :class:`libs.utils.procedure.Procedure` (new): which
             implementation every procedure-dependent layer uses (``FAITHFUL``: the
             original's arithmetic; default: ``FAST`` with the config's padding keys). See
             :meth:`apply_procedure`.
 
     Attributes that switch speed-ups (docs/performance.md):
-        padding: 'minimal' | 'original' (training and inference through ``forward``).
+        padding: 'minimal' | 'original' (inference through ``forward``).
+        train_padding: 'minimal' | 'original' (training through ``forward``).
         bf16_inference: bool, False by default; bf16 autocast of the network at inference
             (``inference_amp_dtype`` = torch.bfloat16; float16 is possible there too).
         train_amp_dtype: None by default; torch.bfloat16 / float16 autocast of the network in
@@ -204,70 +96,21 @@ class PtTransformer(nn.Module):
                  use_rel_pe: bool, num_classes: int, train_cfg: Mapping,
                  test_cfg: Mapping, procedure: Optional[Procedure] = None) -> None:
         super().__init__()
-        self.fpn_strides = [scale_factor ** i
-                            for i in range(fpn_start_level, backbone_arch[-1] + 1)]
-        self.reg_range = regression_range
-        if len(self.fpn_strides) != len(self.reg_range):
-            raise ValueError(f"model.regression_range has {len(self.reg_range)} levels, the "
-                             f"pyramid has {len(self.fpn_strides)}")
-        self.scale_factor = scale_factor
+        self._set_pyramid(backbone_arch, scale_factor, fpn_start_level, regression_range,
+                          n_mha_win_size, max_seq_len)
         self.num_classes = num_classes
-        self.max_seq_len = max_seq_len
-        if isinstance(n_mha_win_size, int):
-            self.mha_win_size = [n_mha_win_size] * (1 + backbone_arch[-1])
-        else:
-            self.mha_win_size = list(n_mha_win_size)
-            if len(self.mha_win_size) != 1 + backbone_arch[-1]:
-                raise ValueError(f"model.n_mha_win_size needs {1 + backbone_arch[-1]} entries, "
-                                 f"got {len(self.mha_win_size)}")
-        self.max_div_factor = max_divisor(self.fpn_strides, self.mha_win_size)
-        for s, w in zip(self.fpn_strides, self.mha_win_size):
-            d = s * (w // 2) * 2 if w > 1 else s
-            if max_seq_len % d != 0:
-                raise ValueError("max_seq_len must be divisible by fpn stride and window size "
-                                 f"(max_seq_len {max_seq_len}, stride {s}, window {w})")
-
         self.train_settings = TrainSettings.from_cfg(train_cfg)
         self.test_settings = TestSettings.from_cfg(test_cfg)
-        # training and inference pad minimally by default (exact, padding.py; the original
-        # rule where it is not exact); train_cfg / test_cfg 'padding: original' switch back.
-        # (The entry points enlarge the CPU conv library's kernel cache for the many lengths
-        # this gives: libs/utils/procedure.configure_process.)
-        self.padding = test_cfg.get("padding", "minimal")
-        self.train_padding = train_cfg.get("padding", "minimal")
-        self.batched_assignment = True
-        self.scripted_losses = False
-        self.inference_amp_dtype = None  # opt-in autocast at inference (bf16_inference)
-        self.train_amp_dtype = None  # opt-in training autocast (train.py --amp, engine/amp.py)
-        # what the minimal padding rule needs to know (padding.py): pyramid levels, how far
-        # past a valid position any operator reads (kernel // 2 of the embedding and head
-        # convs; 1 for the k=3 attention / FPN / ConvBlock convs; the strided conv and
-        # max-pool of a level reach (stride + 1) // 2), and whether abs PE is stretched
-        self._num_levels = backbone_arch[-1] + 1
-        self._padding_reach = max(1, embd_kernel_size // 2, head_kernel_size // 2,
-                                  (scale_factor + 1) // 2)
-        self._uses_abs_pe = bool(use_abs_pe) and backbone_type == "convTransformer"
+        self._set_speedups(train_cfg, test_cfg, backbone_arch, embd_kernel_size,
+                           head_kernel_size, scale_factor, use_abs_pe, backbone_type)
 
         # submodules in the original's order (state_dict order, RNG order at init)
-        if backbone_type not in ("convTransformer", "conv"):
-            raise ValueError(f"model.backbone_type must be 'convTransformer' or 'conv', got "
-                             f"'{backbone_type}'")
-        if backbone_type == "convTransformer":
-            self.backbone = make_backbone(
-                "convTransformer", n_in=input_dim, n_embd=embd_dim, n_head=n_head,
-                n_embd_ks=embd_kernel_size, max_len=max_seq_len, arch=backbone_arch,
-                mha_win_size=self.mha_win_size, scale_factor=scale_factor,
-                with_ln=embd_with_ln, attn_pdrop=0.0,
-                proj_pdrop=self.train_settings.dropout,
-                path_pdrop=self.train_settings.droppath,
-                use_abs_pe=use_abs_pe, use_rel_pe=use_rel_pe)
-        else:
-            self.backbone = make_backbone(
-                "conv", n_in=input_dim, n_embd=embd_dim, n_embd_ks=embd_kernel_size,
-                arch=backbone_arch, scale_factor=scale_factor, with_ln=embd_with_ln)
+        self.backbone = build_backbone(
+            backbone_type, input_dim, embd_dim, n_head, embd_kernel_size, max_seq_len,
+            backbone_arch, self.mha_win_size, scale_factor, embd_with_ln, use_abs_pe,
+            use_rel_pe, self.train_settings)
         if isinstance(embd_dim, (list, tuple)):
             embd_dim = sum(embd_dim)
-
         if fpn_type not in ("fpn", "identity"):
             raise ValueError(f"model.fpn_type must be 'fpn' or 'identity', got '{fpn_type}'")
         self.neck = make_neck(
@@ -296,6 +139,46 @@ class PtTransformer(nn.Module):
             procedure = FAST.replace(train_padding=self.train_padding,
                                      test_padding=self.padding)
         self.apply_procedure(procedure)
+
+    def _set_pyramid(self, backbone_arch: Sequence[int], scale_factor: int,
+                     fpn_start_level: int, regression_range: Sequence[Sequence[float]],
+                     n_mha_win_size: IntOrList, max_seq_len: int) -> None:
+        """Strides, regression ranges and windows of the levels; the length divisors."""
+        self.fpn_strides = [scale_factor ** i
+                            for i in range(fpn_start_level, backbone_arch[-1] + 1)]
+        self.reg_range = regression_range
+        if len(self.fpn_strides) != len(self.reg_range):
+            raise ValueError(f"model.regression_range has {len(self.reg_range)} levels, the "
+                             f"pyramid has {len(self.fpn_strides)}")
+        self.scale_factor = scale_factor
+        self.max_seq_len = max_seq_len
+        self.mha_win_size = window_sizes(n_mha_win_size, 1 + backbone_arch[-1])
+        self.max_div_factor = max_divisor(self.fpn_strides, self.mha_win_size)
+        check_max_seq_len(max_seq_len, self.fpn_strides, self.mha_win_size)
+
+    def _set_speedups(self, train_cfg: Mapping, test_cfg: Mapping, backbone_arch: Sequence[int],
+                      embd_kernel_size: int, head_kernel_size: int, scale_factor: int,
+                      use_abs_pe: bool, backbone_type: str) -> None:
+        """The padding rules and switches of docs/performance.md, and what the minimal rule
+        needs to know."""
+        # training and inference pad minimally by default (exact, padding.py; the original
+        # rule where it is not exact); train_cfg / test_cfg 'padding: original' switch back.
+        # (The entry points enlarge the CPU conv library's kernel cache for the many lengths
+        # this gives: libs/utils/procedure.configure_process.)
+        self.padding = test_cfg.get("padding", "minimal")
+        self.train_padding = train_cfg.get("padding", "minimal")
+        self.batched_assignment = True
+        self.scripted_losses = False
+        self.inference_amp_dtype = None  # opt-in autocast at inference (bf16_inference)
+        self.train_amp_dtype = None  # opt-in training autocast (train.py --amp, engine/amp.py)
+        # what the minimal padding rule needs to know (padding.py): pyramid levels, how far
+        # past a valid position any operator reads (kernel // 2 of the embedding and head
+        # convs; 1 for the k=3 attention / FPN / ConvBlock convs; the strided conv and
+        # max-pool of a level reach (stride + 1) // 2), and whether abs PE is stretched
+        self._num_levels = backbone_arch[-1] + 1
+        self._padding_reach = max(1, embd_kernel_size // 2, head_kernel_size // 2,
+                                  (scale_factor + 1) // 2)
+        self._uses_abs_pe = bool(use_abs_pe) and backbone_type == "convTransformer"
 
     def apply_procedure(self, procedure: Procedure) -> None:
         """Makes every procedure-dependent part follow ``procedure`` (libs/utils/procedure.py):
@@ -330,7 +213,9 @@ class PtTransformer(nn.Module):
 
     @property
     def train_padding(self) -> str:
-        """Padding rule of a training ``forward``: 'original' (default) or 'minimal'."""
+        """Padding rule of a training ``forward``: 'minimal' (the default of the FAST procedure,
+        libs/utils/procedure.py) or 'original' (the faithful procedure, or ``padding:
+        original`` in train_cfg)."""
         return self._train_padding
 
     @train_padding.setter
@@ -360,15 +245,9 @@ class PtTransformer(nn.Module):
         return [m for m in self.backbone.modules() if isinstance(m, LocalMaskedMHCA)]
 
     def _padding_divisor(self) -> int:
-        """Every padded length is a multiple of this (strided convs; windows if asserted)."""
-        divisor = self.scale_factor ** (self._num_levels - 1)
-        if not hasattr(LocalMaskedMHCA, "check_length_divisible"):
-            # this attention keeps the original's T % 2w assertion on every call
-            for level, win in enumerate(self.backbone.mha_win_size
-                                        if self._local_attention() else []):
-                if win > 1:
-                    divisor = math.lcm(divisor, self.scale_factor ** level * (win // 2) * 2)
-        return divisor
+        """Every padded length is a multiple of this (the strided convs of the levels; the
+        local attention accepts any length when its window check is off, see forward_features)."""
+        return self.scale_factor ** (self._num_levels - 1)
 
     def _minimal_padding_is_exact(self, original_len: int) -> bool:
         """False where fewer padded positions would change the numbers (padding.py)."""
@@ -505,61 +384,19 @@ class PtTransformer(nn.Module):
         pos_mask = torch.logical_and(gt_cls.sum(-1) > 0, valid_mask)
         pred_offsets = torch.cat(list(out_offsets), dim=1)[pos_mask]
         gt_offsets = torch.stack(list(gt_offsets))[pos_mask]
-        num_pos = pos_mask.sum()
-        self._update_loss_normalizer(num_pos)
-        normalizer = self._loss_normalizer
-        if torch.is_tensor(normalizer):
-            # a Python float divisor acts as its float32 value: the same here (0-d tensors
-            # would otherwise promote the losses to float64)
-            normalizer = normalizer.to(torch.float32)
-
-        # label smoothing over K + 1 classes, as the original (§9 item 13)
-        smoothing = self.train_settings.label_smoothing
-        gt_target = gt_cls[valid_mask]
-        gt_target = gt_target * (1 - smoothing)
-        gt_target = gt_target + smoothing / (self.num_classes + 1)
-        focal_loss, diou_loss = (scripted_losses() if self.scripted_losses
-                                 else (sigmoid_focal_loss, ctr_diou_loss_1d))
-        cls_loss = focal_loss(torch.cat(list(out_cls_logits), dim=1)[valid_mask],
-                              gt_target, reduction="sum")
-        cls_loss = cls_loss / normalizer
-
-        # without positives the sum is over nothing: 0 / normalizer = 0, the original's
-        # 0 * sum(pred_offsets[pos]) (no branch, hence no host sync on the count), except in
-        # the faithful procedure, which takes the original's branch
-        if self.scripted_losses and pred_offsets.shape[0] == 0:
-            reg_loss = 0 * pred_offsets.sum()  # the original's branch
-        else:
-            reg_loss = diou_loss(pred_offsets, gt_offsets, reduction="sum")
-            reg_loss = reg_loss / normalizer
-
-        if self.train_settings.loss_weight > 0:
-            loss_weight = self.train_settings.loss_weight
-        else:
-            # = cls / max(reg, 0.01): clamp compares in float32 exactly like max() on the
-            # float32 value, and the divisor is float32 either way
-            loss_weight = cls_loss.detach() / torch.clamp(reg_loss.detach(), min=0.01)
-        final_loss = cls_loss + reg_loss * loss_weight
-        return {"cls_loss": cls_loss, "reg_loss": reg_loss, "final_loss": final_loss}
+        self._update_loss_normalizer(pos_mask.sum())
+        settings = self.train_settings
+        return point_losses(torch.cat(list(out_cls_logits), dim=1)[valid_mask],
+                            gt_cls[valid_mask], pred_offsets, gt_offsets,
+                            self._loss_normalizer, self.num_classes, settings.label_smoothing,
+                            settings.loss_weight, self.scripted_losses)
 
     def _update_loss_normalizer(self, num_pos: torch.Tensor) -> None:
-        """``norm <- 0.9 * norm + 0.1 * max(num_pos, 1)`` (docs/reference.md §4.2 step 2)."""
-        momentum = self.loss_normalizer_momentum
-        if (self.num_pos_reducer is not None or num_pos.device.type == "mps"
-                or self.scripted_losses):
-            # DDP sums Python numbers over processes (and MPS has no float64); the faithful
-            # procedure reads the count back as the original: float path
-            count = int(num_pos.item())
-            norm_pos = count if self.num_pos_reducer is None else self.num_pos_reducer(count)
-            self._loss_normalizer = (momentum * self.loss_normalizer
-                                     + (1 - momentum) * max(norm_pos, 1))
-            return
-        previous = self._loss_normalizer
-        if not torch.is_tensor(previous):
-            previous = torch.tensor(previous, dtype=torch.float64, device=num_pos.device)
-        # the original's float64 operations in the same order: m * old + (1 - m) * max(n, 1)
-        self._loss_normalizer = (previous * momentum
-                                 + num_pos.clamp(min=1).to(torch.float64) * (1 - momentum))
+        """``norm <- 0.9 * norm + 0.1 * max(num_pos, 1)`` (docs/reference.md §4.2 step 2; see
+        point_losses.updated_loss_normalizer)."""
+        self._loss_normalizer = updated_loss_normalizer(
+            self._loss_normalizer, num_pos, self.loss_normalizer_momentum,
+            self.num_pos_reducer, self.scripted_losses)
 
     # ------------------------------------------------------------------------- inference
     @torch.no_grad()

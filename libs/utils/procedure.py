@@ -25,10 +25,12 @@ from typing import Any, Mapping, Optional
 
 import torch
 
+from libs.core import ConfigError, load_config
+
 from .device import enlarge_onednn_primitive_cache
 
 __all__ = ["Procedure", "FAITHFUL", "FAST", "procedure_from_config", "procedure_named",
-           "configure_process", "cap_cpu_isa"]
+           "configure_process", "cap_cpu_isa", "load_run_config"]
 
 # environment variables that cap PyTorch's own CPU kernels and oneDNN's at an ISA (both are
 # read when the first kernel runs; a value the user set is kept)
@@ -132,6 +134,21 @@ def procedure_from_config(cfg: Mapping[str, Any], faithful: Optional[bool] = Non
     if fused is not None:
         changes["fused_optimizer"] = bool(fused)
     return FAST.replace(**changes) if changes else FAST
+
+
+def load_run_config(config_path: str, faithful: bool = False):
+    """``(cfg, procedure)`` of a train.py / eval.py run; configures the process for it.
+
+    ``faithful`` (the ``--faithful`` flag) sets the config's ``faithful`` key.
+    """
+    if not os.path.isfile(config_path):
+        raise ConfigError(f"Config file does not exist: {config_path}")
+    cfg = load_config(config_path)
+    if faithful:
+        cfg["faithful"] = True
+    procedure = procedure_from_config(cfg)
+    configure_process(procedure)
+    return cfg, procedure
 
 
 def configure_process(procedure: Procedure) -> None:

@@ -17,7 +17,7 @@ from libs.modeling.attention import LocalMaskedMHCA
 from libs.modeling.blocks import Conv1d, fast_kernels_enabled
 from libs.utils.device import ONEDNN_CACHE_ENV
 from libs.utils.procedure import (FAITHFUL, FAST, Procedure, configure_process,
-                                  procedure_from_config, procedure_named)
+                                  load_run_config, procedure_from_config, procedure_named)
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -45,6 +45,18 @@ def test_presets_are_the_original_and_the_fast_procedure():
         FAST.replace(attention_kernel="dense")
     with pytest.raises(ValueError, match=r"cpu_isa must be None or one of \['AVX2'\]"):
         FAST.replace(cpu_isa="SSE2")
+
+
+def test_load_run_config_names_a_missing_file_and_applies_the_flag(tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match=r"^Config file does not exist: .*nope\.yaml$"):
+        load_run_config(str(tmp_path / "nope.yaml"))
+    raw = yaml.load((CONFIGS / "thumos_i3d.yaml").read_text(), Loader=yaml.FullLoader)
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.dump(raw))
+    monkeypatch.setenv(ONEDNN_CACHE_ENV, "1024")  # the fast procedure leaves a user's value
+    cfg, proc = load_run_config(str(path))
+    assert proc == FAST and not cfg.get("faithful", False)
+    assert cfg["dataset_name"] == "thumos" and os.environ[ONEDNN_CACHE_ENV] == "1024"
 
 
 def test_config_key_and_flag_select_the_procedure(tmp_path):
