@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests._assets import REPO_ROOT, conformance_path
+from tests._assets import REPO_ROOT, asset_path
 from tests.e2e import ddp_device_worker, ddp_real_worker as worker
 from tests.e2e.conftest import run_script, write_tiny_config
 
@@ -27,8 +27,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.cuda]
 def train_tiny(tmp: Path, device: torch.device) -> Path:
     """train.py on the original's tiny_train4.yaml (4 epochs, one step each) on ``device``."""
     work = tmp / f"train_{device.type}"
-    shutil.copytree(conformance_path("tiny_train"), work / "tiny_train")
-    shutil.copytree(conformance_path("tiny_data"), work / "tiny_data")
+    shutil.copytree(asset_path("conformance/tiny_train"), work / "tiny_train")
+    shutil.copytree(asset_path("conformance/tiny_data"), work / "tiny_data")
     env = dict(os.environ, OMP_NUM_THREADS="2", PYTHONPATH=str(REPO_ROOT))
     cmd = [sys.executable, str(REPO_ROOT / "train.py"), "tiny_train4.yaml", "--output", "dev",
            "-p", "1", "-c", "1", "--device", str(device)]
@@ -42,7 +42,7 @@ def max_diff_to_original(folder: Path) -> float:
     """Largest |ours - original| over the state_dict / EMA of epochs 2-4."""
     worst = 0.0
     for epoch in (2, 3, 4):
-        want = torch.load(conformance_path("tiny_train") / f"epoch_{epoch:03d}.pth.tar")
+        want = torch.load(asset_path("conformance/tiny_train") / f"epoch_{epoch:03d}.pth.tar")
         got = torch.load(folder / f"epoch_{epoch:03d}.pth.tar")
         for key in ("state_dict", "state_dict_ema"):
             assert list(got[key]) == list(want[key])
@@ -57,8 +57,8 @@ def test_training_on_the_gpu_follows_the_originals_checkpoints(gpu_device, tmp_p
 
 def eval_map_lines(tmp: Path, device: torch.device) -> list:
     """The mAP lines eval.py prints for the perturbed conformance checkpoint on ``device``."""
-    cfg = write_tiny_config(conformance_path(""), tmp)
-    ckpt = conformance_path("tiny_thumos_perturbed") / "epoch_000.pth.tar"
+    cfg = write_tiny_config(asset_path("conformance"), tmp)
+    ckpt = asset_path("conformance/tiny_thumos_perturbed") / "epoch_000.pth.tar"
     proc = run_script(REPO_ROOT, "eval.py", str(cfg), str(ckpt), "--device", str(device))
     assert "All done!" in proc.stdout
     lines = [line for line in proc.stdout.splitlines() if re.search(r"mAP", line)]
@@ -78,12 +78,12 @@ def _free_port() -> int:
 
 def ddp_one_process(tmp: Path, device: torch.device) -> dict:
     """ddp_device_worker.py under torchrun with one process on ``device``."""
-    cfg = write_tiny_config(conformance_path(""), tmp)
+    cfg = write_tiny_config(asset_path("conformance"), tmp)
     out = tmp / "ddp.pt"
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=1",
            f"--master_port={_free_port()}", "--master_addr=127.0.0.1",
-           ddp_device_worker.__file__, str(cfg), str(conformance_path("tiny_inputs.pt")),
+           ddp_device_worker.__file__, str(cfg), str(asset_path("conformance/tiny_inputs.pt")),
            str(out), str(device)]
     proc = subprocess.run(cmd, env=env, cwd=REPO_ROOT, capture_output=True, text=True,
                           timeout=300)
@@ -93,7 +93,7 @@ def ddp_one_process(tmp: Path, device: torch.device) -> dict:
 
 def assert_ddp_equals_plain_cpu_process(result: dict, backend: str) -> None:
     assert result["backend"] == backend
-    videos = torch.load(conformance_path("tiny_inputs.pt"), weights_only=True)["videos"]
+    videos = torch.load(asset_path("conformance/tiny_inputs.pt"), weights_only=True)["videos"]
     for scenario in ddp_device_worker.SCENARIOS:
         cfg = worker.load_scenario_config(str(result["cfg"]), scenario)
         model = worker.make_model(cfg)

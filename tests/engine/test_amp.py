@@ -11,13 +11,13 @@ import torch
 from libs.engine.amp import MixedPrecision, make_mixed_precision
 from libs.engine.train_loop import train_step
 from libs.modeling import make_meta_arch
-from tests._assets import conformance_path
+from tests._assets import asset_path
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    cfg = torch.load(conformance_path("tiny_expected.pt"))["config"]
-    videos = torch.load(conformance_path("tiny_inputs.pt"))["videos"]
+    cfg = torch.load(asset_path("conformance/tiny_expected.pt"))["config"]
+    videos = torch.load(asset_path("conformance/tiny_inputs.pt"))["videos"]
     torch.manual_seed(0)
     return make_meta_arch(cfg["model_name"], **copy.deepcopy(cfg["model"])), videos
 
