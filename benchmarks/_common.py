@@ -46,6 +46,7 @@ from libs.engine.ema import ModelEma  # noqa: E402
 from libs.engine.lr_schedulers import make_scheduler  # noqa: E402
 from libs.engine.optim import make_optimizer  # noqa: E402
 from libs.engine.train_loop import train_step  # noqa: E402
+from libs.evaluation import compare  # noqa: E402
 from libs.utils.procedure import FAST, Procedure, procedure_named  # noqa: E402
 
 SHARED = Path(os.environ.get("ACTIONFORMER_SHARED", ROOT.parent / "shared"))
@@ -207,18 +208,5 @@ def compare_to_faithful(results: Mapping[str, Mapping[str, Any]]) -> Dict[str, D
 def matched_share(got: Mapping[str, torch.Tensor], want: Mapping[str, torch.Tensor],
                   seg_tol: float = SEG_TOL, score_tol: float = SCORE_TOL) -> float:
     """Share of ``want`` detections matched one to one by ``got`` (same label, segment and
-    score within the tolerances)."""
-    if want["scores"].numel() == 0:
-        return 1.0 if got["scores"].numel() == 0 else 0.0
-    seg = (want["segments"][:, None] - got["segments"][None]).abs().amax(-1)
-    score = (want["scores"][:, None] - got["scores"][None]).abs()
-    ok = ((want["labels"][:, None] == got["labels"][None]) & (seg <= seg_tol)
-          & (score <= score_tol))
-    used = torch.zeros(ok.shape[1], dtype=torch.bool)
-    hits = 0
-    for i in range(ok.shape[0]):
-        free = (ok[i] & ~used).nonzero().flatten()
-        if len(free):
-            used[free[torch.argmin(score[i, free] + seg[i, free])]] = True
-            hits += 1
-    return hits / want["scores"].numel()
+    score within the conformance tolerances; libs/evaluation/compare.py)."""
+    return compare.matched_share(got, want, seg_tol, score_tol)

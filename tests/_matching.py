@@ -1,4 +1,5 @@
-"""Order-insensitive comparison of candidate / detection sets (shared by the model tests).
+"""Order-insensitive comparison of candidate / detection sets (shared by the model tests; the
+matcher itself is libs/evaluation/compare.py, which the benchmarks use too).
 
 Near-tied scores may come out in another order when the arithmetic is rearranged (threads,
 fused operators), so sets are compared as multisets: same label, segment and score within
@@ -10,6 +11,8 @@ from typing import Mapping, Tuple
 
 import torch
 
+from libs.evaluation.compare import count_unmatched
+
 
 def sort_by_label_score(c: Mapping[str, torch.Tensor]
                         ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -17,25 +20,6 @@ def sort_by_label_score(c: Mapping[str, torch.Tensor]
     key = c["labels"].double() * 10 + c["scores"].double()
     order = torch.argsort(key, stable=True)
     return c["segments"][order], c["scores"][order], c["labels"][order]
-
-
-def count_unmatched(got: Mapping[str, torch.Tensor], want: Mapping[str, torch.Tensor],
-                    seg_tol: float, score_tol: float) -> int:
-    """Entries of ``want`` left without a partner in ``got`` (same label, every segment
-    coordinate within ``seg_tol`` and score within ``score_tol``), matched greedily."""
-    seg = (want["segments"][:, None] - got["segments"][None]).abs().amax(-1)
-    score = (want["scores"][:, None] - got["scores"][None]).abs()
-    ok = ((want["labels"][:, None] == got["labels"][None]) & (seg <= seg_tol)
-          & (score <= score_tol))
-    used = torch.zeros(ok.shape[1], dtype=torch.bool)
-    missing = 0
-    for i in range(ok.shape[0]):
-        free = (ok[i] & ~used).nonzero().flatten()
-        if len(free) == 0:
-            missing += 1
-            continue
-        used[free[torch.argmin(score[i, free] + seg[i, free])]] = True
-    return missing
 
 
 def assert_same_multiset(got: Mapping[str, torch.Tensor], want: Mapping[str, torch.Tensor],

@@ -63,6 +63,7 @@ from libs.engine import find_checkpoint, load_checkpoint, load_model_weights  # 
 from libs.modeling import make_meta_arch  # noqa: E402
 from libs.modeling.windowed import detect_video  # noqa: E402
 from libs.utils import resolve_device  # noqa: E402
+from libs.core.atomic import write_json_atomic  # noqa: E402
 from libs.utils.cli import ERROR_EXIT_CODE  # noqa: E402
 from libs.utils.procedure import configure_process, procedure_from_config  # noqa: E402
 from libs.video.extract import VIDEO_EXTENSIONS  # noqa: E402
@@ -328,16 +329,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ImportError, ValueError, FileNotFoundError) as err:  # one line, naming the input
         print(f"error: {err}", file=sys.stderr)  # (MissingMatplotlib names the extra)
         return ERROR_EXIT_CODE
-    text = json.dumps(results, indent=1)
     if args.out:
-        tmp = args.out + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, args.out)
+        write_json_atomic(results, args.out, indent=1)
         n = sum(len(r["detections"]) for r in results)
         print(f"wrote {n} detections for {len(results)} video(s) to {args.out}")
     else:
-        print(text)
+        print(json.dumps(results, indent=1))
     if args.plot:
         pngs = plot_results(results, load_config(args.config), args.plot, vis)
         print(f"wrote {len(pngs)} PNG timeline(s) to {args.plot}", file=sys.stderr)

@@ -17,9 +17,9 @@ of the level stride.
 """
 from __future__ import annotations
 
-from .attention import LocalMaskedMHCA, MaskedMHA, MaskedMHCA
-from .blocks import (AffineDropPath, ConvBlock, DropPath, LayerNorm, MaskedConv1D, Scale,
-                     drop_path, get_sinusoid_encoding)
+from .attention import LocalMaskedMHCA, MaskedMHCA
+from .blocks import (AffineDropPath, ConvBlock, LayerNorm, MaskedConv1D, Scale, drop_path,
+                     get_sinusoid_encoding)
 from .registry import (BACKBONES, GENERATORS, META_ARCHS, NECKS, make_backbone,
                        make_generator, make_meta_arch, make_neck)
 from .transformer import TransformerBlock
@@ -28,8 +28,8 @@ from . import backbones, loc_generators, meta_archs, necks  # noqa: F401,E402
 from .meta_archs import PtTransformer  # noqa: E402
 
 __all__ = [
-    "MaskedConv1D", "MaskedMHCA", "MaskedMHA", "LocalMaskedMHCA", "LayerNorm",
-    "TransformerBlock", "ConvBlock", "Scale", "AffineDropPath", "DropPath", "drop_path",
+    "MaskedConv1D", "MaskedMHCA", "LocalMaskedMHCA", "LayerNorm",
+    "TransformerBlock", "ConvBlock", "Scale", "AffineDropPath", "drop_path",
     "get_sinusoid_encoding", "make_backbone", "make_neck", "make_meta_arch", "make_generator",
     "BACKBONES", "NECKS", "GENERATORS", "META_ARCHS", "PtTransformer",
 ]

@@ -1,7 +1,8 @@
 """Multi-head attention modules (docs/reference.md §3.3, Appendix D).
 
-Owns MaskedMHA (plain, unused by the shipped models), MaskedMHCA (global attention with
-depthwise-conv q/k/v projections) and LocalMaskedMHCA (the same with a sliding window).
+Owns MaskedMHCA (global attention with depthwise-conv q/k/v projections) and LocalMaskedMHCA
+(the same with a sliding window). The original's plain ``MaskedMHA`` is not carried over:
+no model of the original builds it.
 Attribute names and their registration order are frozen (state_dict keys):
 ``query_conv, query_norm, key_conv, key_norm, value_conv, value_norm, key, query, value,
 attn_drop, proj_drop, proj`` (+ ``rel_pe``, created last but listed first in the state_dict
@@ -39,7 +40,7 @@ from .blocks import Conv1d, LayerNorm, MaskedConv1D, use_fast_kernel
 from .chunked_attention import chunked_attention_flat, chunked_window_attention, flat_heads
 from .weight_init import trunc_normal_
 
-__all__ = ["MaskedMHA", "MaskedMHCA", "LocalMaskedMHCA", "local_window_attention",
+__all__ = ["MaskedMHCA", "LocalMaskedMHCA", "local_window_attention",
            "chunked_window_attention"]
 
 
@@ -53,40 +54,6 @@ def _merge_heads(x: torch.Tensor) -> torch.Tensor:
     """(B, nh, T, hs) -> (B, C, T)."""
     B, nh, T, hs = x.shape
     return x.transpose(2, 3).contiguous().view(B, nh * hs, T)
-
-
-class MaskedMHA(nn.Module):
-    """Global multi-head self-attention with 1x1 conv projections (kept for parity; unused).
-
-    Args:
-        n_embd: channels C (divisible by ``n_head``).
-        n_head: number of heads.
-        attn_pdrop, proj_pdrop: dropout on attention probabilities / after ``proj``.
-    """
-
-    def __init__(self, n_embd: int, n_head: int, attn_pdrop: float = 0.0,
-                 proj_pdrop: float = 0.0) -> None:
-        super().__init__()
-        assert n_embd % n_head == 0
-        self.n_embd = n_embd
-        self.n_head = n_head
-        self.n_channels = n_embd // n_head
-        self.scale = 1.0 / math.sqrt(self.n_channels)
-        self.key = Conv1d(n_embd, n_embd, 1)
-        self.query = Conv1d(n_embd, n_embd, 1)
-        self.value = Conv1d(n_embd, n_embd, 1)
-        self.attn_drop = nn.Dropout(attn_pdrop)
-        self.proj_drop = nn.Dropout(proj_pdrop)
-        self.proj = Conv1d(n_embd, n_embd, 1)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Args: x (B, C, T); mask (B, 1, T) bool. Returns ((B, C, T), mask)."""
-        k = _split_heads(self.key(x), self.n_head)
-        q = _split_heads(self.query(x), self.n_head)
-        v = _split_heads(self.value(x), self.n_head)
-        out = _global_attention(q * self.scale, k, v, mask, self.attn_drop)
-        out = self.proj_drop(self.proj(_merge_heads(out))) * mask.to(out.dtype)
-        return out, mask
 
 
 def _global_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,

@@ -1,7 +1,8 @@
 """Basic layers of the network (docs/reference.md §3.2, §3.5).
 
-Owns MaskedConv1D, the channel LayerNorm, Scale, drop path (function, DropPath,
-AffineDropPath), the sinusoid position table and ConvBlock. Mirrors the original's
+Owns MaskedConv1D, the channel LayerNorm, Scale, drop path (the function and AffineDropPath;
+the original's unused module form ``DropPath`` is not carried over), the sinusoid position
+table and ConvBlock. Mirrors the original's
 ``libs/modeling/blocks.py``; attribute names (``conv``, ``weight``, ``bias``, ``scale``) and
 registration order are frozen because they make the state_dict keys. Differences: the strided
 mask is downsampled by slicing, which equals the original's nearest interpolation because the
@@ -42,7 +43,7 @@ from torch.nn import functional as F
 
 __all__ = [
     "Conv1d", "set_fast_kernels", "fast_kernels_enabled", "use_fast_kernel", "MaskedConv1D",
-    "LayerNorm", "Scale", "drop_path", "DropPath", "AffineDropPath",
+    "LayerNorm", "Scale", "drop_path", "AffineDropPath",
     "get_sinusoid_encoding", "ConvBlock",
 ]
 
@@ -257,17 +258,6 @@ def drop_path(x: torch.Tensor, drop_prob: float = 0.0, training: bool = False) -
     mask = keep_prob + torch.rand(shape, dtype=x.dtype, device=x.device)
     mask.floor_()
     return x.div(keep_prob) * mask
-
-
-class DropPath(nn.Module):
-    """Module form of :func:`drop_path` (kept for parity with the original; unused)."""
-
-    def __init__(self, drop_prob: Optional[float] = None) -> None:
-        super().__init__()
-        self.drop_prob = drop_prob
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return drop_path(x, self.drop_prob or 0.0, self.training)
 
 
 class AffineDropPath(nn.Module):

@@ -99,7 +99,7 @@ def test_help_lists_the_options(repo_root):
 
 @pytest.mark.slow
 @pytest.mark.e2e
-def test_video_dry_run_end_to_end(repo_root, e2e_ready):
+def test_video_dry_run_end_to_end(repo_root):
     proc = run_script(repo_root, "tools/demo.py", "--video", "--dry-run", "--keep", timeout=300)
     out = proc.stdout
     kept = re.search(r"\[demo\] kept (\S+)", out)
