@@ -11,11 +11,9 @@ import torch
 
 from libs.video import make_backbone
 from tests.video._deterministic import (deterministic_input, deterministic_state_dict,
-                                        load_reference, state_dict_listing)
+                                        state_dict_listing)
 
 TOL = 1e-4
-I3D_REF = "i3d/i3d_reference.pt"
-RESNET_REF = "video_backbones/video_backbones_reference.pt"
 STREAM_OF = {"i3d_rgb": "rgb", "i3d_flow": "flow"}
 CHANNELS = {"i3d_rgb": 3, "i3d_flow": 2}
 
@@ -29,16 +27,6 @@ def _deterministic_model(name: str, keys) -> torch.nn.Module:
         model = make_backbone(name, weights="none")
     model.load_state_dict(deterministic_state_dict(keys), strict=True)
     return model.eval()
-
-
-@pytest.fixture(scope="module")
-def i3d_ref():
-    return load_reference(I3D_REF)
-
-
-@pytest.fixture(scope="module")
-def resnet_ref():
-    return load_reference(RESNET_REF)
 
 
 @pytest.fixture(scope="module", params=["i3d_rgb", "i3d_flow"])

@@ -16,20 +16,7 @@ import torch
 
 from libs.video import WeightsError, list_backbones, make_backbone
 from libs.video.i3d import same_padding
-from tests.video._deterministic import deterministic_state_dict, load_reference
-
-RESNET_REF = "video_backbones/video_backbones_reference.pt"
-I3D_REF = "i3d/i3d_reference.pt"
-
-
-@pytest.fixture(scope="module")
-def resnet_ref():
-    return load_reference(RESNET_REF)
-
-
-@pytest.fixture(scope="module")
-def i3d_ref():
-    return load_reference(I3D_REF)
+from tests.video._deterministic import deterministic_state_dict
 
 
 @pytest.fixture(scope="module")
