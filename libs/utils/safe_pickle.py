@@ -82,7 +82,7 @@ _TORCH_BOILERPLATE = ("Weights only load failed", "Please file an issue", "Check
 
 def load_error_reason(err: BaseException) -> str:
     """One line for a failed ``torch.load`` / ``np.load``: the informative first sentence of
-    the message (torch's advice to retry with ``weights_only=False`` left out), with its type."""
+    the message (torch's advice to retry without the weights-only guard left out), with its type."""
     lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
     lines = [ln for ln in lines if not ln.startswith(_TORCH_BOILERPLATE)] or lines
     text = lines[0].split(". ")[0].rstrip(".") if lines else ""
