@@ -29,7 +29,7 @@ from libs.engine.eval_loop import shard_indices
 from libs.evaluation.modes import EVAL_MODES
 from libs.modeling import make_meta_arch
 from libs.utils import comm, fix_random_seed, resolve_device
-from libs.utils.cli import run_main
+from libs.utils.cli import add_debug_flag, add_faithful_flag, run_main
 from libs.utils.procedure import load_run_config
 
 DESCRIPTION = "Train a point-based transformer for action localization"
@@ -61,12 +61,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--bf16", action="store_true",
                         help="run the network under bfloat16 autocast (faster on CPUs with "
                              "bf16 support; changes the numbers slightly: docs/performance.md)")
-    parser.add_argument("--debug", action="store_true",
-                        help="show the full traceback of expected errors (also: "
-                             "ACTIONFORMER_DEBUG=1)")
-    parser.add_argument("--faithful", action="store_true",
-                        help="the original's procedure and arithmetic (default: the config's "
-                             "'faithful' key, false)")
+    add_debug_flag(parser)
+    add_faithful_flag(parser)
     return parser.parse_args(argv)
 
 

@@ -51,7 +51,7 @@ from libs.engine.checkpoint import INTERRUPTED_NAME, capture_rng_state  # noqa: 
 from libs.engine.train_loop import EpochResume, install_num_pos_reducer  # noqa: E402
 from libs.modeling import make_meta_arch  # noqa: E402
 from libs.utils import comm, fix_random_seed, resolve_device  # noqa: E402
-from libs.utils.cli import run_main  # noqa: E402
+from libs.utils.cli import add_debug_flag, add_faithful_flag, run_main  # noqa: E402
 from libs.utils.interrupt import FINISHED, SAVING, TRAINING, StopRequest  # noqa: E402
 from libs.utils.procedure import load_run_config  # noqa: E402
 
@@ -74,12 +74,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                              "CPU when no GPU is available)")
     parser.add_argument("--num-workers", default=None, type=int,
                         help="data loading workers per process (default: loader.num_workers)")
-    parser.add_argument("--debug", action="store_true",
-                        help="show the full traceback of expected errors (also: "
-                             "ACTIONFORMER_DEBUG=1)")
-    parser.add_argument("--faithful", action="store_true",
-                        help="the original's training procedure and arithmetic (default: the "
-                             "config's 'faithful' key, false)")
+    add_debug_flag(parser)
+    add_faithful_flag(parser)
     parser.add_argument("--amp", default=None, choices=sorted(AMP_MODES),
                         help="opt-in mixed-precision training: bf16 or fp16 autocast of the "
                              "network (fp16 with gradient scaling); default float32")

@@ -64,7 +64,7 @@ from libs.modeling import make_meta_arch  # noqa: E402
 from libs.modeling.windowed import detect_video  # noqa: E402
 from libs.utils import resolve_device  # noqa: E402
 from libs.core.atomic import write_json_atomic  # noqa: E402
-from libs.utils.cli import ERROR_EXIT_CODE  # noqa: E402
+from libs.utils.cli import ERROR_EXIT_CODE, add_debug_flag, add_faithful_flag  # noqa: E402
 from libs.utils.procedure import configure_process, procedure_from_config  # noqa: E402
 from libs.video.extract import VIDEO_EXTENSIONS  # noqa: E402
 
@@ -315,8 +315,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--window", type=int, default=None,
                    help="decode in overlapping windows of this many feature steps (default: "
                         "only videos longer than the model's buffers, automatically)")
-    p.add_argument("--faithful", action="store_true",
-                   help="the original's procedure (default: the config's 'faithful' key)")
+    add_faithful_flag(p)
+    add_debug_flag(p)
     _video_args(p)
     args = p.parse_args(argv)
     try:

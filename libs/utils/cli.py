@@ -9,14 +9,17 @@ import os
 import signal
 import sys
 import warnings
-from typing import Callable, List, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, List, Optional, Sequence
+
+if TYPE_CHECKING:
+    import argparse
 
 from libs.core import ConfigError
 
 from .interrupt import Interrupted
 
 __all__ = ["UserError", "ERROR_EXIT_CODE", "DEBUG_ENV", "is_user_error", "debug_requested",
-           "run_main"]
+           "run_main", "add_debug_flag", "add_faithful_flag"]
 
 ERROR_EXIT_CODE = 1
 DEBUG_ENV = "ACTIONFORMER_DEBUG"
@@ -91,3 +94,17 @@ def run_main(main: Callable[..., Optional[int]], argv: Optional[List[str]] = Non
         print(f"error: {_message(err)}", file=sys.stderr, flush=True)
         return ERROR_EXIT_CODE
     return 0 if code is None else int(code)
+
+
+def add_debug_flag(parser: "argparse.ArgumentParser") -> None:
+    """``--debug``: show the traceback of expected errors (read by :func:`run_main`)."""
+    parser.add_argument(DEBUG_FLAG, action="store_true",
+                        help="show the full traceback of expected errors (also: "
+                             f"{DEBUG_ENV}=1)")
+
+
+def add_faithful_flag(parser: "argparse.ArgumentParser") -> None:
+    """``--faithful``: the original's procedure (libs/utils/procedure.py)."""
+    parser.add_argument("--faithful", action="store_true",
+                        help="the original's procedure and arithmetic (default: the config's "
+                             "'faithful' key, false)")
