@@ -12,14 +12,19 @@ libs/utils/procedure.FAITHFUL); ``fast`` = the defaults (minimal padding, fast
 kernels). Printed:
   * positions computed for all 212 videos under both rules (original: 579,456);
   * seconds for ``--videos`` of them (evenly spaced in length order; the scale is printed),
-    full model([item]) including decoding and NMS, both modes on each video in turn;
+    full model([item]) including decoding and NMS, both modes on each video in turn, each
+    mode in a worker process of its own configured as the entry points configure it
+    (benchmarks/_workers.py: the fast procedure keeps freed memory, the faithful one keeps
+    the C library's defaults as the original; both at the machine's best CPU ISA);
+    ``--one-process`` runs both in this process without process settings;
   * the agreement of the detections (conformance tolerances: same count, same label, segment
     within 1e-3 s, score within 1e-4);
   * bf16 autocast vs float32 at T = 2,304 and 9,216: time, max |diff| of the logits, and the
     share of float32 detections matched by the bf16 ones (mAP needs real data: see
     docs/performance.md).
 
-Usage: python benchmarks/bench_inference.py [--videos N] [--skip-bf16] [--threads N] [--json]
+Usage: python benchmarks/bench_inference.py [--videos N] [--skip-bf16] [--one-process]
+       [--threads N] [--json]
 """
 from __future__ import annotations
 
@@ -35,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (ROOT, add_common_args, apply_threads, machine_line,  # noqa: E402
                      make_video, matched_share, procedure_for, thumos_lengths,
                      write_json)
+from _workers import PEAK_RSS, ModeWorker  # noqa: E402
 from libs.core import load_config  # noqa: E402
 from libs.modeling import make_meta_arch  # noqa: E402
 
@@ -63,6 +69,23 @@ def bf16_matmul_speedup(n: int = 256, repeats: int = 3) -> float:
     return times[torch.float32] / times[torch.bfloat16]
 
 
+def setup_inference(mode: str):
+    """A worker's model (seeded, the same weights in every mode) and its timed call."""
+    cfg = load_config(str(ROOT / "configs" / "thumos_i3d.yaml"))
+    torch.manual_seed(0)
+    model = make_meta_arch(cfg["model_name"], **cfg["model"]).eval()
+    set_mode(model, mode)
+    C = cfg["model"]["input_dim"]
+
+    def run(payload):
+        T, seed = payload
+        item = make_item(T, C, seed)
+        with torch.no_grad():
+            t, (det,) = timed(lambda: model([item]))
+        return t, {k: v.numpy() for k, v in det.items() if isinstance(v, torch.Tensor)}
+    return run
+
+
 def timed(fn):
     start = time.perf_counter()
     out = fn()
@@ -73,6 +96,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=16, help="videos timed (of 212)")
     parser.add_argument("--skip-bf16", action="store_true")
+    parser.add_argument("--one-process", action="store_true",
+                        help="run both modes in this process (no process settings)")
     add_common_args(parser)
     args = parser.parse_args()
     apply_threads(args)
@@ -98,25 +123,32 @@ def main():
 
     seconds = {mode: 0.0 for mode in MODES}
     worst_share = 1.0
-    with torch.no_grad():
-        for mode in MODES:  # warm-up
-            set_mode(model, mode)
-            model([make_item(subset[0], C, 0)])
+    workers = {mode: ModeWorker(mode, setup_inference, threads=args.threads,
+                                in_process=args.one_process) for mode in MODES}
+    try:
+        for worker in workers.values():  # warm-up
+            worker((subset[0], 0))
         for idx, T in enumerate(subset):
-            item = make_item(T, C, idx)
             dets = {}
-            for mode in MODES:
-                set_mode(model, mode)
-                t, (dets[mode],) = timed(lambda: model([item]))
+            for mode, worker in workers.items():
+                t, dets[mode] = worker((T, idx))
                 seconds[mode] += t
+            dets = {m: {k: torch.from_numpy(v) for k, v in d.items()} for m, d in dets.items()}
             same_count = dets["fast"]["scores"].shape == dets["faithful"]["scores"].shape
             share = matched_share(dets["fast"], dets["faithful"]) if same_count else 0.0
             worst_share = min(worst_share, share)
+        peak = {mode: worker(PEAK_RSS) for mode, worker in workers.items()}
+    finally:
+        for worker in workers.values():
+            worker.close()
     set_mode(model, "fast")
     ratio = seconds["faithful"] / seconds["fast"]
-    print(f"\n{'mode':<10} {'seconds':>9}  (subset, network + decoding + NMS)")
+    where = ("both in this process, no process settings" if args.one_process else
+             "each in its own process, configured as the entry points configure it")
+    print(f"\n{'mode':<10} {'seconds':>9} {'peak RSS MiB':>13}  (subset, network + decoding + "
+          f"NMS; {where})")
     for name, sec in seconds.items():
-        print(f"{name:<10} {sec:>9.2f}")
+        print(f"{name:<10} {sec:>9.2f} {peak[name]:>13.0f}")
     print(f"speed-up fast vs faithful: {ratio:.2f}x; detections matched: "
           f"{100 * worst_share:.1f}% (worst video; 100% = identical within tolerances)")
 

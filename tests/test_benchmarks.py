@@ -33,6 +33,39 @@ def test_script_imports_and_parses_options(repo_root, script):
     assert "usage:" in proc.stdout
 
 
+def test_each_mode_runs_in_its_own_process_configured_as_the_entry_points(repo_root,
+                                                                          monkeypatch):
+    from libs.utils.host_memory import glibc_malloc_available
+    for name in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "DNNL_PRIMITIVE_CACHE_CAPACITY",
+                 "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MALLOC_ARENA_MAX",
+                 "MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_",
+                 "MALLOC_TOP_PAD_", "GLIBC_TUNABLES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.syspath_prepend(str(repo_root / "benchmarks"))
+    from _workers import ModeWorker
+    from tests._bench_probe import probe_setup
+    pages = (64 << 20) // 4096
+    with ModeWorker("fast", probe_setup) as fast, ModeWorker("faithful", probe_setup) as slow:
+        got = {"fast": fast(1), "faithful": slow(2)}
+    assert got["fast"]["pid"] != got["faithful"]["pid"] != os.getpid()
+    assert got["fast"]["onednn_cache"] is not None and got["faithful"]["onednn_cache"] is None
+    assert got["faithful"]["isa_cap"] is None  # benchmarks: the machine's best ISA, as the original
+    if glibc_malloc_available():
+        # kept: blocks are reused once the heap holds one (glibc's default faults every one in)
+        assert sum(got["fast"]["faults"]) < 0.9 * sum(got["faithful"]["faults"]), got
+    local = ModeWorker("fast", probe_setup, in_process=True)(3)
+    assert local["pid"] == os.getpid()
+
+
+@pytest.mark.slow
+def test_inference_benchmark_runs_both_modes_in_workers(repo_root):
+    proc = _run(repo_root, "benchmarks/bench_inference.py", "--videos", "1", "--skip-bf16")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "each in its own process, configured as the entry points configure it" in proc.stdout
+    assert "detections matched: 100.0%" in proc.stdout
+    assert re.search(r"\nfaithful +[0-9.]+ +[0-9]+\nfast +[0-9.]+ +[0-9]+\n", proc.stdout)
+
+
 @pytest.mark.slow
 def test_tiny_benchmark_compares_modes_end_to_end(repo_root, conformance_dir):
     proc = _run(repo_root, "benchmarks/bench_tiny.py", "--regimes", "short", "--repeats", "1")

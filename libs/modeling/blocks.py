@@ -24,9 +24,11 @@ are plain PyTorch operators on any device):
 * the attention's q / k / v paths run batched (attention.py).
 
 On large inputs (the full-size models) these kernels measured no faster or slower inside the
-network, so the original operators run there, with one exception: 1x1 convolutions of any
-size run as one batched matrix product (``baddbmm``), 2-3 % faster than oneDNN for the full
-THUMOS model's forward and backward. The model's procedure (``libs/utils/procedure.py``,
+network, so the original operators (oneDNN) run there. That includes the 1x1 convolutions:
+as one batched matrix product (``baddbmm``, PyTorch's BLAS) they were 2-3 % faster on an
+AVX2-only machine, but on an AVX-512 one oneDNN reached 250-400 GFLOP/s and the BLAS product
+150-170 (MKL runs its AVX2 code on AMD CPUs), so small inputs only take that path. The
+model's procedure (``libs/utils/procedure.py``,
 ``Procedure.fast_kernels``) sets the ``fast_kernels`` attribute of every such layer; False
 restores the original operators (the faithful procedure). A layer whose attribute is None
 follows the module-wide default of ``set_fast_kernels`` (kept for old callers).
@@ -125,15 +127,15 @@ class Conv1d(nn.Conv1d):
                 or self.padding_mode != "zeros" or isinstance(self.padding, str)
                 or torch.is_autocast_enabled("cpu")):
             return super().forward(x)
+        if not use_fast_kernel(x.numel(), x.shape[0] * self.out_channels * x.shape[-1],
+                               enabled=fast):
+            return super().forward(x)  # large: oneDNN, as the original (module docstring)
         if self.kernel_size == (1,) and self.stride == (1,) and self.padding == (0,):
-            # pointwise: (C_out, C_in) @ (B, C_in, T) as one batched product, any size
+            # pointwise: (C_out, C_in) @ (B, C_in, T) as one batched product
             weight = self.weight.view(1, self.out_channels, -1).expand(x.shape[0], -1, -1)
             if self.bias is None:
                 return torch.bmm(weight, x)
             return torch.baddbmm(self.bias.view(1, -1, 1), weight, x)
-        if not use_fast_kernel(x.numel(), x.shape[0] * self.out_channels * x.shape[-1],
-                               enabled=fast):
-            return super().forward(x)
         stride, padding, dilation = self.stride[0], self.padding[0], self.dilation[0]
         if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad or (
                 self.bias is not None and self.bias.requires_grad)):
@@ -190,8 +192,8 @@ class LayerNorm(nn.Module):
     Parameters ``weight`` (ones) and ``bias`` (zeros) have shape (1, C, 1). The variance is
     the biased one, as in ``nn.LayerNorm``.
 
-    Speed: on small inputs (``use_fast_kernel``) the normalisation runs as one
-    ``F.layer_norm`` kernel on the (B, T, C) view instead of the original's eight elementwise
+    Speed: on small inputs (``use_fast_kernel``), and on inputs of any size that need a
+    gradient (training), the normalisation runs as one ``F.layer_norm`` kernel on the (B, T, C) view instead of the original's eight elementwise
     operators (and about fifteen in the backward pass); the result agrees to float rounding
     (the kernel accumulates the mean and variance in another order: ~1e-7 relative, tested).
     A zero column still becomes exactly ``bias``. ``fast_kernels`` (None: the module default;
@@ -217,7 +219,8 @@ class LayerNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x (B, C, T). Returns: (B, C, T) normalised over C."""
         assert x.dim() == 3 and x.shape[1] == self.num_channels
-        if use_fast_kernel(x.numel(), enabled=self.fast_kernels):
+        if use_fast_kernel(x.numel(), enabled=self.fast_kernels) or (
+                self._fast_backward(x)):
             weight = self.weight.view(-1) if self.affine else None
             bias = self.bias.view(-1) if self.affine else None
             return F.layer_norm(x.transpose(1, 2), (self.num_channels,), weight, bias,
@@ -231,6 +234,15 @@ class LayerNorm(nn.Module):
             out *= self.weight
             out += self.bias
         return out
+
+
+    def _fast_backward(self, x: torch.Tensor) -> bool:
+        """Large inputs that need a gradient: the kernel's backward (one operator) costs half
+        the original's (about fifteen: 20.2 -> 9.9 ms forward + backward at 2 x 512 x 4,541);
+        without a gradient the original's forward is as fast, so it stays."""
+        on = _fast_kernels if self.fast_kernels is None else self.fast_kernels
+        return on and torch.is_grad_enabled() and (
+            x.requires_grad or (self.affine and self.weight.requires_grad))
 
 
 class Scale(nn.Module):

@@ -28,6 +28,7 @@ import torch
 from libs.core import ConfigError, load_config
 
 from .device import enlarge_onednn_primitive_cache
+from .host_memory import keep_freed_memory
 
 __all__ = ["Procedure", "FAITHFUL", "FAST", "procedure_from_config", "procedure_named",
            "configure_process", "cap_cpu_isa", "load_run_config"]
@@ -59,6 +60,10 @@ class Procedure:
         cpu_isa: vector ISA the CPU kernels are capped at by :func:`configure_process`
             ('AVX2': the machine of the original's reference runs), or None (the best this
             CPU has).
+        keep_freed_memory: :func:`configure_process` makes the C library keep freed memory
+            for reuse instead of returning it to the kernel (host_memory.py: fresh pages cost
+            a page fault each, ~2.4 us per 4 KiB on the benchmark machine); False keeps
+            glibc's defaults, as the original's runs.
     """
     name: str
     train_padding: str
@@ -73,6 +78,7 @@ class Procedure:
     foreach_ema: bool
     large_onednn_cache: bool
     cpu_isa: Optional[str] = None
+    keep_freed_memory: bool = False
 
     def __post_init__(self) -> None:
         for field in ("train_padding", "test_padding"):
@@ -101,7 +107,7 @@ FAST = Procedure(
     name="fast", train_padding="minimal", test_padding="minimal", fast_kernels=True,
     attention_kernel="banded", fuse_head_levels=True, batched_assignment=True,
     scripted_losses=False, fused_optimizer=True, foreach_clip=True, foreach_ema=True,
-    large_onednn_cache=True)
+    large_onednn_cache=True, keep_freed_memory=True)
 
 _PRESETS = {"faithful": FAITHFUL, "fast": FAST}
 
@@ -151,16 +157,20 @@ def load_run_config(config_path: str, faithful: bool = False):
     return cfg, procedure
 
 
-def configure_process(procedure: Procedure) -> None:
+def configure_process(procedure: Procedure, cap_isa: bool = True) -> None:
     """Process settings the procedure wants; call once, before the model's first operator.
 
-    The enlarged oneDNN kernel cache of the fast procedure (device.py); the CPU ISA cap of the
-    faithful one (``cpu_isa``), with a warning when the kernels already run at another ISA
-    (then the process must be started with the variables of ``_ISA_ENV`` set).
+    The enlarged oneDNN kernel cache and the kept freed memory of the fast procedure
+    (device.py, host_memory.py); the CPU ISA cap of the faithful one (``cpu_isa``), with a
+    warning when the kernels already run at another ISA (then the process must be started
+    with the variables of ``_ISA_ENV`` set). ``cap_isa=False`` skips the cap (the speed
+    benchmarks: the original itself runs at the machine's best ISA).
     """
     if procedure.large_onednn_cache:
         enlarge_onednn_primitive_cache()
-    if procedure.cpu_isa is not None:
+    if procedure.keep_freed_memory:
+        keep_freed_memory()
+    if cap_isa and procedure.cpu_isa is not None:
         cap_cpu_isa(procedure.cpu_isa)
 
 

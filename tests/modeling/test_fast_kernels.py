@@ -124,16 +124,37 @@ def test_switch_returns_previous_and_large_inputs_keep_the_original_operators(
         original_kernels, monkeypatch):
     assert set_fast_kernels(False) is True and not fast_kernels_enabled()
     assert set_fast_kernels(True) is False
-    # above the size limit the original arithmetic runs: bitwise the switched-off result
+    # above the size limit and without a gradient (inference) the original arithmetic runs:
+    # bitwise the switched-off result
     torch.manual_seed(0)
     ln = LayerNorm(8)
     with torch.no_grad():
         ln.bias.normal_()
     x = torch.randn(1, 8, FAST_KERNEL_MAX_NUMEL // 8 + 1)
-    big = ln(x)
-    set_fast_kernels(False)
-    assert torch.equal(big, ln(x))
-    # and the fast path is taken below it (the kernel rounds differently somewhere)
+    with torch.no_grad():
+        big = ln(x)
+        set_fast_kernels(False)
+        assert torch.equal(big, ln(x))
+        # and the fast path is taken below it (the kernel rounds differently somewhere)
+        set_fast_kernels(True)
+        monkeypatch.setattr(blocks, "FAST_KERNEL_MAX_NUMEL", x.numel())
+        assert blocks.use_fast_kernel(x.numel()) and not torch.equal(ln(x), big)
+
+
+def test_large_layernorm_that_needs_a_gradient_uses_the_kernel(original_kernels):
+    torch.manual_seed(0)
+    ln = LayerNorm(16)
+    with torch.no_grad():
+        ln.weight.normal_()
+        ln.bias.normal_()
+    x = torch.randn(1, 16, FAST_KERNEL_MAX_NUMEL // 16 + 7) * 3 + 1
+    x[:, :, -5:] = 0  # padded columns
+    assert not blocks.use_fast_kernel(x.numel())
     set_fast_kernels(True)
-    monkeypatch.setattr(blocks, "FAST_KERNEL_MAX_NUMEL", x.numel())
-    assert blocks.use_fast_kernel(x.numel()) and not torch.equal(ln(x), big)
+    fast = _fwd_bwd(ln, x)
+    set_fast_kernels(False)
+    slow = _fwd_bwd(ln, x)
+    torch.testing.assert_close(fast[0], slow[0], atol=1e-5, rtol=1e-5)
+    _assert_close_lists(fast[1], slow[1], tol=1e-4)  # weight / bias grads: sums of 8,000
+    assert not torch.equal(fast[0], slow[0])  # the kernel ran (it rounds differently)
+    assert torch.equal(fast[0][:, :, -1], ln.bias.detach()[:, :, 0].expand(1, 16))
