@@ -92,6 +92,60 @@ def timed(fn):
     return time.perf_counter() - start, out
 
 
+def time_modes(subset, args):
+    """Both modes on each video of ``subset`` in turn: (seconds per mode, worst matched share
+    of the fast detections against the faithful ones, peak resident MiB per mode)."""
+    seconds = {mode: 0.0 for mode in MODES}
+    worst_share = 1.0
+    workers = {mode: ModeWorker(mode, setup_inference, threads=args.threads,
+                                in_process=args.one_process) for mode in MODES}
+    try:
+        for worker in workers.values():  # warm-up
+            worker((subset[0], 0))
+        for idx, T in enumerate(subset):
+            dets = {}
+            for mode, worker in workers.items():
+                t, dets[mode] = worker((T, idx))
+                seconds[mode] += t
+            dets = {m: {k: torch.from_numpy(v) for k, v in d.items()} for m, d in dets.items()}
+            same_count = dets["fast"]["scores"].shape == dets["faithful"]["scores"].shape
+            share = matched_share(dets["fast"], dets["faithful"]) if same_count else 0.0
+            worst_share = min(worst_share, share)
+        peak = {mode: worker(PEAK_RSS) for mode, worker in workers.items()}
+    finally:
+        for worker in workers.values():
+            worker.close()
+    return seconds, worst_share, peak
+
+
+def bf16_comparison(model, C: int):
+    """bf16 autocast vs float32 at T = 2,304 and 9,216 (printed rows, returned as dicts)."""
+    rows = []
+    model.padding = "minimal"
+    print(f"\n{'bf16 autocast':<16} {'fp32 s':>8} {'bf16 s':>8} {'ratio':>6} "
+          f"{'max|dlogit|':>12} {'matched':>8}")
+    for T in (2304, 9216):
+        item = make_item(T, C, T)
+        with torch.no_grad():
+            model.bf16_inference = False
+            model([item])
+            t32, (d32,) = timed(lambda: model([item]))
+            f32 = model.forward_features([item], padding="minimal")
+            model.bf16_inference = True
+            model([item])
+            t16, (d16,) = timed(lambda: model([item]))
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                f16 = model.forward_features([item], padding="minimal")
+            model.bf16_inference = False
+        diff = max((a.float() - b).abs().max().item()
+                   for a, b in zip(f16["cls_logits"], f32["cls_logits"]))
+        share = matched_share(d16, d32)
+        rows.append(dict(T=T, fp32=t32, bf16=t16, max_logit_diff=diff, matched=share))
+        print(f"T={T:<14} {t32:>8.3f} {t16:>8.3f} {t32 / t16:>5.2f}x {diff:>12.4f} "
+              f"{100 * share:>7.1f}%")
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=16, help="videos timed (of 212)")
@@ -121,26 +175,7 @@ def main():
           f"{sum(subset):,}; positions original {sub_pos['original']:,}, minimal "
           f"{sub_pos['minimal']:,})")
 
-    seconds = {mode: 0.0 for mode in MODES}
-    worst_share = 1.0
-    workers = {mode: ModeWorker(mode, setup_inference, threads=args.threads,
-                                in_process=args.one_process) for mode in MODES}
-    try:
-        for worker in workers.values():  # warm-up
-            worker((subset[0], 0))
-        for idx, T in enumerate(subset):
-            dets = {}
-            for mode, worker in workers.items():
-                t, dets[mode] = worker((T, idx))
-                seconds[mode] += t
-            dets = {m: {k: torch.from_numpy(v) for k, v in d.items()} for m, d in dets.items()}
-            same_count = dets["fast"]["scores"].shape == dets["faithful"]["scores"].shape
-            share = matched_share(dets["fast"], dets["faithful"]) if same_count else 0.0
-            worst_share = min(worst_share, share)
-        peak = {mode: worker(PEAK_RSS) for mode, worker in workers.items()}
-    finally:
-        for worker in workers.values():
-            worker.close()
+    seconds, worst_share, peak = time_modes(subset, args)
     set_mode(model, "fast")
     ratio = seconds["faithful"] / seconds["fast"]
     where = ("both in this process, no process settings" if args.one_process else
@@ -160,28 +195,7 @@ def main():
         print("bf16 is not accelerated on this CPU (no AVX512-BF16 / AMX): skipping the "
               "model-size bf16 runs (they would take minutes per video)")
     elif not args.skip_bf16:
-        model.padding = "minimal"
-        print(f"\n{'bf16 autocast':<16} {'fp32 s':>8} {'bf16 s':>8} {'ratio':>6} "
-              f"{'max|dlogit|':>12} {'matched':>8}")
-        for T in (2304, 9216):
-            item = make_item(T, C, T)
-            with torch.no_grad():
-                model.bf16_inference = False
-                model([item])
-                t32, (d32,) = timed(lambda: model([item]))
-                f32 = model.forward_features([item], padding="minimal")
-                model.bf16_inference = True
-                model([item])
-                t16, (d16,) = timed(lambda: model([item]))
-                with torch.autocast("cpu", dtype=torch.bfloat16):
-                    f16 = model.forward_features([item], padding="minimal")
-                model.bf16_inference = False
-            diff = max((a.float() - b).abs().max().item()
-                       for a, b in zip(f16["cls_logits"], f32["cls_logits"]))
-            share = matched_share(d16, d32)
-            bf16_rows.append(dict(T=T, fp32=t32, bf16=t16, max_logit_diff=diff, matched=share))
-            print(f"T={T:<14} {t32:>8.3f} {t16:>8.3f} {t32 / t16:>5.2f}x {diff:>12.4f} "
-                  f"{100 * share:>7.1f}%")
+        bf16_rows = bf16_comparison(model, C)
 
     if args.json:
         write_json("bench_inference", {

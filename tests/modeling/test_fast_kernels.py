@@ -42,14 +42,21 @@ def _assert_close_lists(a, b, tol=1e-5):
         torch.testing.assert_close(x, y, atol=tol, rtol=tol)
 
 
-def test_layernorm_kernel_matches_the_original_arithmetic(original_kernels):
+def _layernorm_and_input(T):
+    """A 16-channel LayerNorm with random affine parameters and a (2, 16, T) input whose last
+    five columns are zero (padding)."""
     torch.manual_seed(0)
     ln = LayerNorm(16)
     with torch.no_grad():
         ln.weight.normal_()
         ln.bias.normal_()
-    x = torch.randn(2, 16, 40) * 3 + 1
+    x = torch.randn(2, 16, T) * 3 + 1
     x[:, :, -5:] = 0  # padded columns
+    return ln, x
+
+
+def test_layernorm_kernel_matches_the_original_arithmetic(original_kernels):
+    ln, x = _layernorm_and_input(40)
     set_fast_kernels(True)
     fast = _fwd_bwd(ln, x)
     set_fast_kernels(False)
@@ -144,13 +151,7 @@ def test_switch_returns_previous_and_large_inputs_keep_the_original_operators(
 
 
 def test_large_layernorm_that_needs_a_gradient_has_the_closed_form_backward(original_kernels):
-    torch.manual_seed(0)
-    ln = LayerNorm(16)
-    with torch.no_grad():
-        ln.weight.normal_()
-        ln.bias.normal_()
-    x = torch.randn(2, 16, FAST_KERNEL_MAX_NUMEL // 32 + 7) * 3 + 1
-    x[:, :, -5:] = 0  # padded columns
+    ln, x = _layernorm_and_input(FAST_KERNEL_MAX_NUMEL // 32 + 7)
     assert not blocks.use_fast_kernel(x.numel())
     set_fast_kernels(True)
     assert type(ln(x.requires_grad_()).grad_fn).__name__ == "_ChannelLayerNormFunctionBackward"
