@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from libs.utils import AverageMeter, comm, synchronize
+from libs.utils.host_memory import release_excess_memory
 
 from .wrapping import unwrap_model
 
@@ -116,6 +117,7 @@ def _infer(val_loader: Any, model: nn.Module, offset: int, stride: int,
     for it, video_list in enumerate(val_loader):
         with torch.no_grad():
             output = model(video_list)
+        release_excess_memory()  # the fast procedure's kept host memory stays bounded
         for out in output:
             order = offset + position * stride
             position += 1

@@ -35,6 +35,7 @@ from torch import nn
 
 from libs.utils import AverageMeter, comm, synchronize
 from libs.utils.cli import UserError
+from libs.utils.host_memory import release_excess_memory
 
 from .amp import MixedPrecision
 from .checkpoint import restore_rng_state
@@ -151,6 +152,7 @@ def train_step(video_list: Sequence[Mapping], model: nn.Module,
     scheduler.step()
     if model_ema is not None:
         model_ema.update(unwrap_model(model))
+    release_excess_memory()  # the fast procedure's kept host memory stays bounded
     return losses
 
 

@@ -10,7 +10,8 @@ two 2,304-step videos 40,000-330,000. PyTorch's GPU allocator caches freed block
 same reason; on the CPU the allocator is glibc's, and :func:`keep_freed_memory` tells it to
 keep what it has (no mmap'ed blocks, no trimming), so each size is faulted in once per
 process. Arithmetic is unchanged (memory placement only); the cost is that the process keeps
-its peak heap until it exits.
+its peak heap, bounded by :func:`release_excess_memory` (called after every training step and
+evaluation batch): freed memory beyond the larger of 4 GiB and twice the bytes in use goes back.
 
 Only the entry points change this (``configure_process`` of the fast procedure, like the
 oneDNN kernel cache); the faithful procedure keeps glibc's defaults, as the original's runs.
@@ -22,13 +23,23 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+from typing import Optional
 
-__all__ = ["keep_freed_memory", "glibc_malloc_available"]
+__all__ = ["keep_freed_memory", "glibc_malloc_available", "release_excess_memory",
+           "kept_free_bytes"]
 
 # mallopt(3) parameters (glibc's malloc.h)
 M_TRIM_THRESHOLD = -1
 M_MMAP_MAX = -4
 _TRIM_NEVER = 2 ** 31 - 1  # mallopt takes an int: trim only beyond 2 GiB free at the top
+MIN_KEPT_FREE = 4 << 30  # freed bytes kept at least before release_excess_memory returns them
+_kept = False  # keep_freed_memory() applied in this process
+
+
+class _MallInfo2(ctypes.Structure):  # glibc >= 2.33
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
 
 _USER_SETTINGS = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_MAX_", "MALLOC_MMAP_THRESHOLD_",
                   "MALLOC_TOP_PAD_", "MALLOC_ARENA_MAX")
@@ -67,4 +78,43 @@ def keep_freed_memory() -> bool:
     mallopt = libc.mallopt
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, _TRIM_NEVER))
+    global _kept
+    _kept = bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, _TRIM_NEVER))
+    return _kept
+
+
+def _mallinfo():
+    libc = _libc()
+    if libc is None or not hasattr(libc, "mallinfo2"):
+        return None
+    libc.mallinfo2.restype = _MallInfo2
+    return libc.mallinfo2()
+
+
+def kept_free_bytes() -> Optional[int]:
+    """Bytes glibc holds freed for reuse (``mallinfo2().fordblks``), or None off glibc 2.33+."""
+    info = _mallinfo()
+    return None if info is None else int(info.fordblks)
+
+
+def release_excess_memory(limit: Optional[int] = None) -> bool:
+    """Gives freed memory back to the kernel (``malloc_trim``) when more than ``limit`` bytes
+    are kept (default: the larger of 4 GiB and twice the bytes in use); True when it did.
+
+    Kept memory is reused for the next batch of the same or a smaller size, but with lengths
+    that vary from batch to batch the heap fragments and its free part grows slowly (THUMOS
+    training, random lengths 300-2,304: resident 3.3 GiB after 10 steps, 5.1 GiB after 150);
+    the training step and the evaluation loop call this after every batch to bound it.
+    A no-op unless :func:`keep_freed_memory` was applied in this process.
+    """
+    if not _kept:
+        return False
+    info = _mallinfo()
+    if info is None:
+        return False
+    if limit is None:
+        limit = max(MIN_KEPT_FREE, 2 * int(info.uordblks))
+    if info.fordblks <= limit:
+        return False
+    _libc().malloc_trim(ctypes.c_size_t(0))
+    return True

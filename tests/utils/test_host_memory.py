@@ -110,3 +110,28 @@ def test_only_the_fast_procedure_keeps_freed_memory(monkeypatch):
     assert calls == ["AVX2"]
     configure_process(FAST)
     assert calls == ["AVX2", 1]
+
+
+_RELEASE = r"""
+import json, torch
+from libs.utils import host_memory
+before = host_memory.release_excess_memory(limit=1)  # not kept yet: a no-op
+host_memory.keep_freed_memory()
+blocks = [torch.empty(16 << 20).fill_(1.0) for _ in range(4)]  # 4 x 64 MiB
+del blocks
+kept = host_memory.kept_free_bytes()
+small = host_memory.release_excess_memory(limit=kept + 1)  # under the limit: kept
+released = host_memory.release_excess_memory(limit=64 << 20)
+after = host_memory.kept_free_bytes()
+print(json.dumps([before, [kept, small], [released, after]]))
+"""
+
+
+@glibc
+def test_freed_memory_beyond_the_limit_is_given_back():
+    if host_memory.kept_free_bytes() is None:
+        pytest.skip("mallinfo2 needs glibc 2.33")
+    before, ((kept, small), (released, after)) = _run(_RELEASE)
+    assert before is False and small is False
+    assert kept >= 4 * (64 << 20)  # the four freed blocks stayed in the heap
+    assert released is True and after < kept  # malloc_trim gave the free pages back
