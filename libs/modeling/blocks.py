@@ -229,10 +229,7 @@ class LayerNorm(nn.Module):
                                 self.eps).transpose(1, 2)
         if self.affine and self._short_backward(x):
             return _ChannelLayerNormFunction.apply(x, self.weight, self.bias, self.eps)
-        mu = torch.mean(x, dim=1, keepdim=True)
-        res = x - mu
-        sigma = torch.mean(res ** 2, dim=1, keepdim=True)
-        out = res / torch.sqrt(sigma + self.eps)
+        out, _ = _normalised(x, self.eps)
         if self.affine:
             # in place, as the original (no new (B, C, T) buffers)
             out *= self.weight
@@ -244,6 +241,16 @@ class LayerNorm(nn.Module):
         on = _fast_kernels if self.fast_kernels is None else self.fast_kernels
         return on and torch.is_grad_enabled() and (
             x.requires_grad or self.weight.requires_grad or self.bias.requires_grad)
+
+
+def _normalised(x: torch.Tensor, eps: float) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The original's normalisation over C, operator for operator: ((x - mean) / denom,
+    denom = sqrt(biased variance + eps))."""
+    mu = torch.mean(x, dim=1, keepdim=True)
+    res = x - mu
+    sigma = torch.mean(res ** 2, dim=1, keepdim=True)
+    denom = torch.sqrt(sigma + eps)
+    return res / denom, denom
 
 
 class _ChannelLayerNormFunction(torch.autograd.Function):
@@ -261,11 +268,7 @@ class _ChannelLayerNormFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, eps):
-        mu = torch.mean(x, dim=1, keepdim=True)
-        res = x - mu
-        sigma = torch.mean(res ** 2, dim=1, keepdim=True)
-        denom = torch.sqrt(sigma + eps)
-        xhat = res.div_(denom)
+        xhat, denom = _normalised(x, eps)
         ctx.save_for_backward(xhat, denom, weight)
         out = xhat * weight
         out += bias
