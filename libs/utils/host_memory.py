@@ -21,6 +21,7 @@ Other C libraries (macOS, musl) are left alone.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import sys
 from typing import Optional
@@ -45,15 +46,19 @@ _USER_SETTINGS = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_MAX_", "MALLOC_MMAP_THR
                   "MALLOC_TOP_PAD_", "MALLOC_ARENA_MAX")
 
 
+@functools.lru_cache(maxsize=None)
 def _libc():
+    """glibc with the prototypes used here, or None (looked up once per process)."""
     if not sys.platform.startswith("linux"):
         return None
     try:
         libc = ctypes.CDLL(None)
         libc.gnu_get_libc_version  # glibc only: musl has no mallopt semantics like these
-        return libc
     except (OSError, AttributeError):
         return None
+    if hasattr(libc, "mallinfo2"):
+        libc.mallinfo2.restype = _MallInfo2
+    return libc
 
 
 def glibc_malloc_available() -> bool:
@@ -87,7 +92,6 @@ def _mallinfo():
     libc = _libc()
     if libc is None or not hasattr(libc, "mallinfo2"):
         return None
-    libc.mallinfo2.restype = _MallInfo2
     return libc.mallinfo2()
 
 
